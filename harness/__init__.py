@@ -1,0 +1,1 @@
+"""Harness: starts memif peers, wires them together, and cleans up."""

@@ -1,0 +1,1 @@
+"""Peer adapters: one module per memif implementation."""

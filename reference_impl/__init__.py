@@ -1,0 +1,1 @@
+"""Pure-Python memif server and client, byte-exact on the wire."""
