@@ -1,0 +1,105 @@
+"""Shared memory and interrupts: memfd regions, peer-region mappings, and eventfds.
+
+A `Region` owns its fd and its mapping; closing it releases both. numpy views over a
+region are handed out by `Region.bytes_view`; `ring.py` builds ring views on top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import os
+
+import numpy as np
+import numpy.typing as npt
+
+
+class RegionError(OSError):
+    """A region could not be created or mapped."""
+
+
+class Region:
+    """One shared-memory region: an fd and its MAP_SHARED mapping."""
+
+    def __init__(self, fd: int, size: int, *, owns_fd: bool = True) -> None:
+        """Map `size` bytes of `fd` read-write.
+
+        Args:
+            fd: the memory fd (memfd, hugepage file); closed by `close()` if owned.
+            size: exact region size as announced by ADD_REGION.
+            owns_fd: whether `close()` also closes `fd`.
+
+        Raises:
+            RegionError: size is not positive, or the fd cannot be mapped that large.
+        """
+        if size <= 0:
+            raise RegionError(f"region size {size} must be positive")
+        try:
+            actual = os.fstat(fd).st_size
+        except OSError as exc:
+            raise RegionError(f"region fd {fd}: {exc.strerror}") from exc
+        if actual and actual < size:
+            raise RegionError(f"region fd holds {actual} bytes, {size} announced")
+        try:
+            self.mmap = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, ValueError) as exc:
+            raise RegionError(f"mmap of {size} bytes failed: {exc}") from exc
+        self.fd = fd
+        self.size = size
+        self._owns_fd = owns_fd
+        self.array: npt.NDArray[np.uint8] = np.frombuffer(self.mmap, dtype=np.uint8)
+
+    @classmethod
+    def create(cls, name: str, size: int) -> Region:
+        """Create a sealed memfd region of `size` bytes (what a copy-mode client does)."""
+        fd = os.memfd_create(name, os.MFD_ALLOW_SEALING | os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, size)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
+            return cls(fd, size)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def bytes_view(self, offset: int, length: int) -> npt.NDArray[np.uint8]:
+        """A writable uint8 view of [offset, offset+length), bounds-checked."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise IndexError(f"[{offset}, {offset + length}) outside region of {self.size}")
+        return self.array[offset : offset + length]
+
+    def close(self) -> None:
+        """Unmap and close the fd; safe to call twice.
+
+        numpy views taken from the mapping must be dropped first; if one still holds
+        the buffer the mapping is released when it goes (the fd is closed regardless).
+        """
+        if self.fd < 0:
+            return
+        self.array = np.empty(0, dtype=np.uint8)
+        # A live view may still export the buffer; the GC unmaps it when it goes.
+        with contextlib.suppress(BufferError):
+            self.mmap.close()
+        if self._owns_fd:
+            os.close(self.fd)
+        self.fd = -1
+
+
+def create_eventfd() -> int:
+    """A non-blocking, close-on-exec eventfd for one ring's interrupts."""
+    return os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+
+
+def signal_eventfd(fd: int) -> None:
+    """Raise an interrupt: add 1 to the eventfd counter (never blocks)."""
+    # A saturated counter means the peer already has an interrupt pending.
+    with contextlib.suppress(BlockingIOError):
+        os.eventfd_write(fd, 1)
+
+
+def drain_eventfd(fd: int) -> int:
+    """Clear an eventfd and return how many interrupts were pending (0 if none)."""
+    try:
+        return os.eventfd_read(fd)
+    except BlockingIOError:
+        return 0

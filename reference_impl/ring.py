@@ -1,0 +1,451 @@
+"""Ring views and batched producer/consumer operations over shared memory.
+
+A burst is a handful of numpy operations over the descriptor table and the buffers; no
+Python loop runs per packet. Indices are free-running u16 counters (fact sheet 5.1) and
+are published with one aligned 2-byte store through `memoryview.cast('H')`, never with
+`struct.pack_into` (which zeroes the field first, so a peer can read 0 in between).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from reference_impl import layout
+from reference_impl.memory import Region
+from reference_impl.wire import COOKIE, DescriptorFlag, RingFlag
+
+DESCRIPTOR_DTYPE = np.dtype(
+    [
+        ("flags", "<u2"),
+        ("region", "<u2"),
+        ("length", "<u4"),
+        ("offset", "<u4"),
+        ("metadata", "<u4"),
+    ]
+)
+assert DESCRIPTOR_DTYPE.itemsize == 16
+
+U8 = npt.NDArray[np.uint8]
+I64 = npt.NDArray[np.int64]
+_INDEX_MASK = 0xFFFF
+_NEXT = int(DescriptorFlag.NEXT)
+
+
+class RingError(Exception):
+    """The peer left a ring in a state no conforming peer produces."""
+
+
+@dataclasses.dataclass
+class PacketBatch:
+    """Frames stored back to back in one byte array, with their lengths."""
+
+    data: U8
+    lengths: I64
+    segments: I64 | None = None  # descriptors each frame used (received batches)
+
+    @classmethod
+    def from_frames(cls, frames: Sequence[bytes]) -> PacketBatch:
+        """Pack a list of frames (tests and control traffic; not the fast path)."""
+        data = np.frombuffer(b"".join(frames), dtype=np.uint8).copy()
+        lengths = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
+        return cls(data, lengths)
+
+    @classmethod
+    def repeat(cls, frame: bytes, count: int) -> PacketBatch:
+        """`count` copies of one frame."""
+        template = np.frombuffer(frame, dtype=np.uint8)
+        return cls(np.tile(template, count), np.full(count, len(frame), dtype=np.int64))
+
+    @classmethod
+    def empty(cls) -> PacketBatch:
+        """A batch with no frames."""
+        return cls(np.empty(0, np.uint8), np.empty(0, np.int64), np.empty(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(self.lengths.size)
+
+    @property
+    def starts(self) -> I64:
+        """Byte offset of each frame in `data`."""
+        starts = np.zeros(self.lengths.size, dtype=np.int64)
+        np.cumsum(self.lengths[:-1], out=starts[1:])
+        return starts
+
+    def head(self, count: int) -> PacketBatch:
+        """The first `count` frames."""
+        total = int(self.lengths[:count].sum())
+        segments = None if self.segments is None else self.segments[:count]
+        return PacketBatch(self.data[:total], self.lengths[:count], segments)
+
+    def frames(self) -> list[bytes]:
+        """Each frame as bytes (tests and control traffic; not the fast path)."""
+        raw = self.data.tobytes()
+        ends = np.cumsum(self.lengths)
+        return [raw[int(e - n) : int(e)] for e, n in zip(ends, self.lengths, strict=True)]
+
+
+@dataclasses.dataclass
+class ReceiveResult:
+    """What one consumer burst took off a ring."""
+
+    batch: PacketBatch
+    slots: int  # descriptors consumed (including dropped frames)
+    errors: int  # frames dropped for bad descriptors
+
+
+class RingView:
+    """Header fields and the descriptor table of one ring inside a region."""
+
+    def __init__(
+        self,
+        region: Region,
+        offset: int,
+        log2_ring_size: int,
+        cache_line: int = layout.DEFAULT_CACHE_LINE,
+    ) -> None:
+        """Locate a ring at `offset` in `region`.
+
+        Raises:
+            RingError: the ring does not fit in the region, or is misaligned.
+        """
+        size = layout.ring_bytes(log2_ring_size, cache_line)
+        if offset < 0 or offset + size > region.size:
+            raise RingError(f"ring at {offset} ({size} bytes) outside region of {region.size}")
+        if offset % 4:
+            raise RingError(f"ring offset {offset} is not 4-byte aligned")
+        self.size = 1 << log2_ring_size
+        self.mask = self.size - 1
+        header = memoryview(region.mmap)[offset : offset + layout.ring_header_size(cache_line)]
+        self._halves = header.cast("H")
+        self._words = header.cast("I")
+        self._head_index = layout.HEAD_OFFSET // 2
+        self._flags_index = layout.FLAGS_OFFSET // 2
+        self._tail_index = layout.ring_tail_offset(cache_line) // 2
+        table: npt.NDArray[np.void] = np.ndarray(
+            shape=(self.size,),
+            dtype=DESCRIPTOR_DTYPE,
+            buffer=region.mmap,
+            offset=offset + layout.ring_header_size(cache_line),
+        )
+        self.flags_column: npt.NDArray[np.uint16] = table["flags"]
+        self.region_column: npt.NDArray[np.uint16] = table["region"]
+        self.length_column: npt.NDArray[np.uint32] = table["length"]
+        self.offset_column: npt.NDArray[np.uint32] = table["offset"]
+        self.descriptors = table
+
+    @property
+    def cookie(self) -> int:
+        """The ring's cookie word."""
+        return int(self._words[0])
+
+    @cookie.setter
+    def cookie(self, value: int) -> None:
+        self._words[0] = value
+
+    @property
+    def head(self) -> int:
+        """The client-owned index (one aligned load)."""
+        return int(self._halves[self._head_index])
+
+    @head.setter
+    def head(self, value: int) -> None:
+        self._halves[self._head_index] = value & _INDEX_MASK
+
+    @property
+    def tail(self) -> int:
+        """The server-owned index (one aligned load)."""
+        return int(self._halves[self._tail_index])
+
+    @tail.setter
+    def tail(self, value: int) -> None:
+        self._halves[self._tail_index] = value & _INDEX_MASK
+
+    @property
+    def flags(self) -> int:
+        """Ring flags, owned by the receiver (bit 0 MASK_INT)."""
+        return int(self._halves[self._flags_index])
+
+    @flags.setter
+    def flags(self, value: int) -> None:
+        self._halves[self._flags_index] = value
+
+    @property
+    def interrupts_masked(self) -> bool:
+        """Whether the receiver polls and asked not to be signalled."""
+        return bool(self.flags & RingFlag.MASK_INT)
+
+    def release(self) -> None:
+        """Drop the views into the mapping so the region can be unmapped."""
+        self._halves.release()
+        self._words.release()
+        empty = np.zeros(0, dtype=DESCRIPTOR_DTYPE)
+        self.descriptors = empty
+        self.flags_column = empty["flags"]
+        self.region_column = empty["region"]
+        self.length_column = empty["length"]
+        self.offset_column = empty["offset"]
+
+
+# ------------------------------------------------------------------ byte movement
+
+
+def _arithmetic_stride(offsets: I64) -> int | None:
+    """The common difference of `offsets`, or None if they are not evenly spaced."""
+    if offsets.size < 2:
+        return 0
+    stride = int(offsets[1] - offsets[0])
+    if stride <= 0 or not np.all(np.diff(offsets) == stride):
+        return None
+    return stride
+
+
+def _strided_rows(area: U8, first: int, stride: int, rows: int, width: int) -> U8:
+    """A (rows, width) view of `area` with rows `stride` bytes apart."""
+    base = area[first:]
+    return np.lib.stride_tricks.as_strided(
+        base, shape=(rows, width), strides=(stride if rows > 1 else width, 1), writeable=True
+    )
+
+
+def _byte_index(offsets: I64, lengths: I64) -> I64:
+    """Absolute byte positions of every fragment, concatenated."""
+    total = int(lengths.sum())
+    starts = np.cumsum(lengths) - lengths
+    return np.repeat(offsets - starts, lengths) + np.arange(total, dtype=np.int64)
+
+
+def _run_fits(area: U8, offsets: I64, stride: int | None, width: int) -> bool:
+    if stride is None or (offsets.size > 1 and width > stride):
+        return False
+    return int(offsets[-1]) + width <= area.size
+
+
+def scatter(area: U8, offsets: I64, lengths: I64, source: U8) -> None:
+    """Write `source` into `area` as consecutive fragments at `offsets` of `lengths`.
+
+    Evenly spaced buffers (the normal case: consecutive slots of a layout) are written
+    through one strided 2-D view; anything else through a flat byte index.
+    """
+    if offsets.size == 0:
+        return
+    width = int(lengths.max())
+    stride = _arithmetic_stride(offsets)
+    if width and _run_fits(area, offsets, stride, width):
+        rows = _strided_rows(area, int(offsets[0]), stride or width, offsets.size, width)
+        if int(lengths.min()) == width:
+            rows[...] = source.reshape(offsets.size, width)
+        else:
+            rows[np.arange(width) < lengths[:, None]] = source
+        return
+    area[_byte_index(offsets, lengths)] = source
+
+
+def gather(area: U8, offsets: I64, lengths: I64) -> U8:
+    """Read fragments at `offsets` of `lengths` from `area`, concatenated."""
+    if offsets.size == 0:
+        return np.empty(0, dtype=np.uint8)
+    width = int(lengths.max())
+    stride = _arithmetic_stride(offsets)
+    if width and _run_fits(area, offsets, stride, width):
+        rows = _strided_rows(area, int(offsets[0]), stride or width, offsets.size, width)
+        if int(lengths.min()) == width:
+            return rows.reshape(-1).copy()
+        return rows[np.arange(width) < lengths[:, None]]
+    return area[_byte_index(offsets, lengths)]
+
+
+def _wrap_runs(start: int, count: int, ring_size: int) -> list[slice]:
+    """Index ranges of a [start, start+count) slot window that do not wrap."""
+    first = min(count, ring_size - (start & (ring_size - 1)))
+    runs = [slice(0, first)]
+    if first < count:
+        runs.append(slice(first, count))
+    return runs
+
+
+def _valid_fragments(
+    regions: Sequence[Region], region_ids: I64, offsets: I64, lengths: I64
+) -> npt.NDArray[np.bool_]:
+    """Fragments whose bytes lie entirely inside an announced region, and are not empty."""
+    if not regions:
+        return np.zeros(region_ids.size, dtype=np.bool_)
+    sizes = np.fromiter((r.size for r in regions), dtype=np.int64, count=len(regions))
+    known = region_ids < len(regions)
+    limit = np.where(known, sizes[np.minimum(region_ids, len(regions) - 1)], 0)
+    return known & (lengths > 0) & (offsets + lengths <= limit)
+
+
+# ------------------------------------------------------------------ ring operations
+
+
+def produce(
+    ring: RingView,
+    regions: Sequence[Region],
+    start: int,
+    available: int,
+    batch: PacketBatch,
+    capacity: int,
+) -> tuple[int, int]:
+    """Write as many whole frames of `batch` as fit in `available` slots from `start`.
+
+    Frames longer than `capacity` are chained over consecutive slots (NEXT on every slot
+    but the last). Flags are assigned on every slot, never OR-ed. The caller publishes
+    the index; this only fills descriptors and buffers.
+
+    Returns:
+        (frames written, slots used).
+
+    Raises:
+        RingError: a slot points outside the announced memory.
+    """
+    if not len(batch) or available <= 0 or capacity <= 0:
+        return 0, 0
+    fragments = np.maximum(1, -(-batch.lengths // capacity))
+    ends = np.cumsum(fragments)
+    frames = int(np.searchsorted(ends, available, side="right"))
+    if frames == 0:
+        return 0, 0
+    slots_used = int(ends[frames - 1])
+    fragments = fragments[:frames]
+    frame_of_slot = np.repeat(np.arange(frames), fragments)
+    position = np.arange(slots_used) - np.repeat(ends[:frames] - fragments, fragments)
+    remaining = batch.lengths[frame_of_slot] - position * capacity
+    frag_lengths = np.minimum(remaining, capacity).astype(np.int64)
+    last_in_frame = position == fragments[frame_of_slot] - 1
+    slots = (start + np.arange(slots_used)) & ring.mask
+    region_ids = ring.region_column[slots].astype(np.int64)
+    offsets = ring.offset_column[slots].astype(np.int64)
+    if not np.all(_valid_fragments(regions, region_ids, offsets, np.maximum(frag_lengths, 1))):
+        raise RingError("a transmit slot points outside the announced regions")
+    source = batch.data[: int(frag_lengths.sum())]
+    if np.all(region_ids == region_ids[0]):
+        area = regions[int(region_ids[0])].array
+        begin = 0
+        for run in _wrap_runs(start, slots_used, ring.size):
+            end = begin + int(frag_lengths[run].sum())
+            scatter(area, offsets[run], frag_lengths[run], source[begin:end])
+            begin = end
+    else:
+        source_starts = np.cumsum(frag_lengths) - frag_lengths
+        for r in np.unique(region_ids):
+            sel = region_ids == r
+            picked = source[_byte_index(source_starts[sel], frag_lengths[sel])]
+            scatter(regions[int(r)].array, offsets[sel], frag_lengths[sel], picked)
+    ring.length_column[slots] = frag_lengths
+    ring.flags_column[slots] = np.where(last_in_frame, 0, _NEXT)
+    return frames, slots_used
+
+
+def consume(
+    ring: RingView,
+    regions: Sequence[Region],
+    start: int,
+    end: int,
+    *,
+    copy: bool = True,
+    max_frame: int | None = None,
+) -> ReceiveResult:
+    """Take the complete frames in slots [start, end) off a ring.
+
+    A chain that is still open at `end` is left for the next burst. Frames with a
+    fragment outside the announced regions, an empty fragment, or (with `max_frame`)
+    longer than that are dropped and counted as errors.
+
+    Raises:
+        RingError: the window is larger than the ring, or the whole ring is one
+            unterminated chain.
+    """
+    pending = (end - start) & _INDEX_MASK
+    if pending == 0:
+        return ReceiveResult(PacketBatch.empty(), 0, 0)
+    if pending > ring.size:
+        raise RingError(f"peer index moved {pending} slots ahead on a ring of {ring.size}")
+    slots = (start + np.arange(pending)) & ring.mask
+    flags = ring.flags_column[slots]
+    boundaries = np.flatnonzero((flags & _NEXT) == 0)
+    if boundaries.size == 0:
+        if pending == ring.size:
+            raise RingError("a chain fills the whole ring and never ends")
+        return ReceiveResult(PacketBatch.empty(), 0, 0)
+    used = int(boundaries[-1]) + 1
+    slots = slots[:used]
+    region_ids = ring.region_column[slots].astype(np.int64)
+    offsets = ring.offset_column[slots].astype(np.int64)
+    lengths = ring.length_column[slots].astype(np.int64)
+    frame_starts = np.concatenate(([0], boundaries[:-1] + 1))
+    segments = np.diff(np.concatenate((frame_starts, [used])))
+    frame_lengths = np.add.reduceat(lengths, frame_starts)
+    good_fragment = _valid_fragments(regions, region_ids, offsets, lengths)
+    good_frame = np.logical_and.reduceat(good_fragment, frame_starts)
+    if max_frame is not None:
+        good_frame &= frame_lengths <= max_frame
+    errors = int(good_frame.size - np.count_nonzero(good_frame))
+    if errors:
+        keep = np.repeat(good_frame, segments)
+        region_ids, offsets, lengths = region_ids[keep], offsets[keep], lengths[keep]
+        frame_lengths, segments = frame_lengths[good_frame], segments[good_frame]
+        positions = np.flatnonzero(keep)
+    else:
+        positions = np.arange(used)
+    if not copy or not lengths.size:
+        data = np.empty(0, dtype=np.uint8)
+    elif np.all(region_ids == region_ids[0]):
+        area = regions[int(region_ids[0])].array
+        split = int(np.searchsorted(positions, _wrap_runs(start, used, ring.size)[0].stop))
+        parts = [
+            gather(area, offsets[part], lengths[part])
+            for part in (slice(0, split), slice(split, None))
+            if lengths[part].size
+        ]
+        data = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    else:
+        data = _gather_mixed(regions, region_ids, offsets, lengths)
+    batch = PacketBatch(data, frame_lengths.astype(np.int64), segments.astype(np.int64))
+    return ReceiveResult(batch, used, errors)
+
+
+def _gather_mixed(
+    regions: Sequence[Region], region_ids: I64, offsets: I64, lengths: I64
+) -> U8:
+    out = np.empty(int(lengths.sum()), dtype=np.uint8)
+    out_starts = np.cumsum(lengths) - lengths
+    for r in np.unique(region_ids):
+        selected = region_ids == r
+        out[_byte_index(out_starts[selected], lengths[selected])] = gather(
+            regions[int(r)].array, offsets[selected], lengths[selected]
+        )
+    return out
+
+
+def post_buffers(
+    ring: RingView, start: int, count: int, region_ids: I64, offsets: I64, capacity: int
+) -> None:
+    """Client: hand `count` empty buffers from slot `start` to the server (S2C refill).
+
+    Region and offset are rewritten from the client's own layout on every post, so a
+    peer that scribbled on them cannot redirect our writes.
+    """
+    if count <= 0:
+        return
+    slots = (start + np.arange(count)) & ring.mask
+    ring.region_column[slots] = region_ids[slots]
+    ring.offset_column[slots] = offsets[slots]
+    ring.length_column[slots] = capacity
+    ring.flags_column[slots] = 0
+
+
+def init_ring(ring: RingView, region_ids: I64, offsets: I64, capacity: int) -> None:
+    """Client: write the cookie, clear indices and flags, and fill every descriptor."""
+    ring.descriptors["metadata"] = 0
+    ring.region_column[:] = region_ids
+    ring.offset_column[:] = offsets
+    ring.length_column[:] = capacity
+    ring.flags_column[:] = 0
+    ring.head = 0
+    ring.tail = 0
+    ring.flags = 0
+    ring.cookie = COOKIE
