@@ -79,6 +79,12 @@ class CopyLayout:
         """Bytes from one ring header to the next."""
         return ring_bytes(self.log2_ring_size, self.cache_line)
 
+    def rings(self) -> list[tuple[RingType, int]]:
+        """Every ring in memory (and ADD_RING) order: C2S 0..n-1, then S2C 0..m-1."""
+        return [(RingType.C2S, i) for i in range(self.c2s_rings)] + [
+            (RingType.S2C, i) for i in range(self.s2c_rings)
+        ]
+
     def global_ring_index(self, ring_type: RingType, index: int) -> int:
         """Position of a ring in memory order (C2S first)."""
         count = self.c2s_rings if ring_type is RingType.C2S else self.s2c_rings

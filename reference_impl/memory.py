@@ -68,6 +68,10 @@ class Region:
             raise IndexError(f"[{offset}, {offset + length}) outside region of {self.size}")
         return self.array[offset : offset + length]
 
+    def take_fd_ownership(self) -> None:
+        """From now on `close()` also closes the fd."""
+        self._owns_fd = True
+
     def close(self) -> None:
         """Unmap and close the fd; safe to call twice.
 

@@ -408,9 +408,7 @@ def consume(
     return ReceiveResult(batch, used, errors)
 
 
-def _gather_mixed(
-    regions: Sequence[Region], region_ids: I64, offsets: I64, lengths: I64
-) -> U8:
+def _gather_mixed(regions: Sequence[Region], region_ids: I64, offsets: I64, lengths: I64) -> U8:
     out = np.empty(int(lengths.sum()), dtype=np.uint8)
     out_starts = np.cumsum(lengths) - lengths
     for r in np.unique(region_ids):

@@ -201,7 +201,8 @@ def message(message_type: MessageType, *, carries_fd: bool = False) -> Callable[
     def wrap(cls: M) -> M:
         data_cls = dataclasses.dataclass(frozen=True)(cls)
         kinds = tuple(
-            (f.name, f.metadata["wire"]) for f in dataclasses.fields(data_cls)  # type: ignore[arg-type]
+            (f.name, f.metadata["wire"])
+            for f in dataclasses.fields(data_cls)  # type: ignore[arg-type]
         )
         fmt = "<H" + "".join(kind.code for _, kind in kinds)
         layout = struct.Struct(fmt)

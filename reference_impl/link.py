@@ -1,0 +1,209 @@
+"""The data plane of one connected memif interface: queues, cursors and counters.
+
+A `Link` is built once the handshake is done, from the mapped regions and ring views;
+it knows which rings it transmits on and receives from for its role, keeps its private
+cursors, publishes indices, and signals the peer when the peer has not masked interrupts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from reference_impl import ring as rings
+from reference_impl.memory import Region, drain_eventfd, signal_eventfd
+from reference_impl.protocol import Role
+from reference_impl.ring import PacketBatch, RingError, RingView
+from reference_impl.wire import RingFlag
+
+_INDEX_MASK = 0xFFFF
+
+
+@dataclasses.dataclass
+class Counters:
+    """Traffic counters of one interface (all queues)."""
+
+    rx_frames: int = 0
+    rx_bytes: int = 0
+    rx_chained: int = 0
+    rx_errors: int = 0
+    tx_frames: int = 0
+    tx_bytes: int = 0
+    tx_chained: int = 0
+    tx_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain dict for JSON."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class QueueRing:
+    """One ring with the eventfd and the private cursor this side keeps for it."""
+
+    view: RingView
+    eventfd: int
+    cursor: int = 0  # next slot to produce into (TX) or consume from (RX)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientBuffers:
+    """Where a client's own buffers are, per S2C ring slot (for refills)."""
+
+    region_ids: np.ndarray
+    offsets: np.ndarray
+
+
+class Link:
+    """Transmit and receive on a connected interface, either role."""
+
+    def __init__(
+        self,
+        role: Role,
+        regions: Sequence[Region],
+        tx: Sequence[QueueRing],
+        rx: Sequence[QueueRing],
+        *,
+        buffer_size: int,
+        rx_refill: Sequence[ClientBuffers] = (),
+        max_frame: int | None = None,
+        polling: bool = True,
+    ) -> None:
+        """Take ownership of mapped regions and ring views.
+
+        Args:
+            role: CLIENT transmits on C2S and receives on S2C; SERVER the reverse.
+            regions: every region, by index.
+            tx: rings this side produces into, by queue.
+            rx: rings this side consumes from, by queue.
+            buffer_size: the client's buffer size (capacity of its own TX slots).
+            rx_refill: client only: per RX queue, its own buffers to post again.
+            max_frame: drop received frames longer than this (Ethernet: 9216).
+            polling: set MASK_INT on the RX rings (we poll; don't signal us).
+        """
+        self.role = role
+        self.regions = list(regions)
+        self.tx = list(tx)
+        self.rx = list(rx)
+        self.buffer_size = buffer_size
+        self._refill = list(rx_refill)
+        self.max_frame = max_frame
+        self.counters = Counters()
+        self.error: str | None = None
+        for queue in self.rx:
+            queue.view.flags = int(RingFlag.MASK_INT) if polling else 0
+        for queue in self.tx:
+            queue.cursor = queue.view.head if role is Role.CLIENT else queue.view.tail
+        for queue in self.rx:
+            queue.cursor = queue.view.tail
+        if role is Role.CLIENT:
+            for index in range(len(self.rx)):
+                self._post_free(index)
+
+    # ------------------------------------------------------------------ transmit
+
+    def tx_space(self, queue: int = 0) -> int:
+        """Free slots this side may fill on TX `queue` right now."""
+        q = self.tx[queue]
+        if self.role is Role.CLIENT:
+            used = (q.cursor - q.view.tail) & _INDEX_MASK
+            if used > q.view.size:
+                raise RingError(
+                    f"server tail is {used} slots behind head on a ring of {q.view.size}"
+                )
+            return q.view.size - used
+        posted = (q.view.head - q.cursor) & _INDEX_MASK
+        if posted > q.view.size:
+            raise RingError(f"client posted {posted} buffers on a ring of {q.view.size}")
+        return posted
+
+    def transmit(self, batch: PacketBatch, queue: int = 0) -> int:
+        """Send as many whole frames of `batch` as fit; returns how many went."""
+        q = self.tx[queue]
+        space = self.tx_space(queue)
+        if space == 0 or not len(batch):
+            return 0
+        if self.role is Role.CLIENT:
+            capacity = self.buffer_size
+        else:
+            window = (q.cursor + np.arange(space)) & q.view.mask
+            capacity = int(q.view.length_column[window].min())
+        sent, used = rings.produce(q.view, self.regions, q.cursor, space, batch, capacity)
+        if not sent:
+            return 0
+        q.cursor = (q.cursor + used) & _INDEX_MASK
+        if self.role is Role.CLIENT:
+            q.view.head = q.cursor
+        else:
+            q.view.tail = q.cursor
+        if not q.view.interrupts_masked:
+            signal_eventfd(q.eventfd)
+        lengths = batch.lengths[:sent]
+        self.counters.tx_frames += sent
+        self.counters.tx_bytes += int(lengths.sum())
+        self.counters.tx_chained += int(np.count_nonzero(lengths > capacity))
+        return sent
+
+    # ------------------------------------------------------------------ receive
+
+    def receive(self, queue: int = 0, *, copy: bool = True) -> PacketBatch:
+        """Take every complete frame waiting on RX `queue`.
+
+        With `copy=False` only lengths and segment counts are returned (counting sinks).
+        """
+        q = self.rx[queue]
+        end = q.view.tail if self.role is Role.CLIENT else q.view.head
+        result = rings.consume(
+            q.view, self.regions, q.cursor, end, copy=copy, max_frame=self.max_frame
+        )
+        if result.slots:
+            q.cursor = (q.cursor + result.slots) & _INDEX_MASK
+            if self.role is Role.CLIENT:
+                self._post_free(queue)
+            else:
+                q.view.tail = q.cursor
+        batch = result.batch
+        self.counters.rx_errors += result.errors
+        if len(batch):
+            self.counters.rx_frames += len(batch)
+            self.counters.rx_bytes += int(batch.lengths.sum())
+            assert batch.segments is not None
+            self.counters.rx_chained += int(np.count_nonzero(batch.segments > 1))
+        return batch
+
+    def _post_free(self, queue: int) -> None:
+        """Client: give every consumed S2C slot back to the server."""
+        q = self.rx[queue]
+        head = q.view.head
+        count = q.view.size - ((head - q.cursor) & _INDEX_MASK)
+        if count <= 0:
+            return
+        own = self._refill[queue]
+        rings.post_buffers(q.view, head, count, own.region_ids, own.offsets, self.buffer_size)
+        q.view.head = (head + count) & _INDEX_MASK
+
+    def clear_interrupts(self) -> None:
+        """Read every RX eventfd so that pending interrupts do not pile up."""
+        for queue in self.rx:
+            drain_eventfd(queue.eventfd)
+
+    @property
+    def rx_eventfds(self) -> list[int]:
+        """The eventfds the peer signals when it fills our RX rings."""
+        return [queue.eventfd for queue in self.rx]
+
+    # ------------------------------------------------------------------ teardown
+
+    def close(self) -> None:
+        """Release ring views, unmap regions and close every fd this link owns."""
+        for queue in (*self.tx, *self.rx):
+            queue.view.release()
+            if queue.eventfd >= 0:
+                os.close(queue.eventfd)
+                queue.eventfd = -1
+        for region in self.regions:
+            region.close()
+        self.tx, self.rx, self.regions = [], [], []
