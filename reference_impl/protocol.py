@@ -297,6 +297,7 @@ class MemifProtocol:
         self.negotiated: Negotiated | None = None
         self.peer_name = ""
         self.peer_if_name = ""
+        self.was_connected = False
         self.disconnect_reason: str | None = None
         self.disconnected_by_peer = False
         self.regions: list[wire.AddRegion] = []
@@ -377,6 +378,7 @@ class MemifProtocol:
         assert self.config is not None
         self._ready.append((wire.Connected(if_name=self.config.if_name).pack(), ()))
         self.state = State.CONNECTED
+        self.was_connected = True
         return [Connected(self.peer_if_name)]
 
     def disconnect(self, reason: str) -> list[Event]:
@@ -543,6 +545,7 @@ class MemifProtocol:
         self._no_fds(fds)
         self.peer_if_name = message.if_name
         self.state = State.CONNECTED
+        self.was_connected = True
         return [Connected(message.if_name)]
 
     def _on_disconnect(self, message: wire.Message, fds: tuple[int, ...]) -> list[Event]:

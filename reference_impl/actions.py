@@ -1,0 +1,250 @@
+"""What memif-ref does once a link is up: respond, ping, sink and source, each bounded.
+
+Every action stops by itself: after its packet count, its duration, the overall
+deadline, or when the link goes down. Actions see only a `LinkDriver` (a link plus a
+way to service the control socket), so they work the same for both roles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any, Protocol
+
+from reference_impl import frames
+from reference_impl.link import Link
+from reference_impl.ring import PacketBatch
+
+_SERVICE_EVERY = 64  # bursts between control-socket checks while traffic flows
+_IDLE_WAIT = 0.0005  # seconds to wait on the control socket when a burst found nothing
+_BURST = 256
+
+
+class LinkDriver(Protocol):
+    """A connected link and the control-socket pump that keeps it alive."""
+
+    def current_link(self) -> Link | None:
+        """The link while it is up, else None."""
+        ...
+
+    def service(self, timeout: float) -> None:
+        """Handle control messages, waiting up to `timeout` seconds."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Addresses:
+    """This side's and the peer's L2/L3 addresses."""
+
+    mac: bytes
+    ip: bytes
+    peer_ip: bytes
+
+
+@dataclasses.dataclass
+class ActionResult:
+    """Outcome of an action: success flag, why it stopped, and action facts."""
+
+    ok: bool
+    stopped_by: str  # "count", "duration", "deadline", "link-down"
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class _Loop:
+    """Shared bounded polling loop: deadline, link liveness, idle back-off."""
+
+    def __init__(self, driver: LinkDriver, deadline: float) -> None:
+        self.driver = driver
+        self.deadline = deadline
+        self.bursts = 0
+        self.stopped_by = ""
+
+    def link(self, progressed: bool) -> Link | None:
+        """The link for the next burst, or None when the loop must stop."""
+        self.bursts += 1
+        if not progressed:
+            self.driver.service(_IDLE_WAIT)
+        elif self.bursts % _SERVICE_EVERY == 0:
+            self.driver.service(0.0)
+        if time.monotonic() >= self.deadline:
+            self.stopped_by = "deadline"
+            return None
+        link = self.driver.current_link()
+        if link is None:
+            self.stopped_by = "link-down"
+        return link
+
+
+def respond(driver: LinkDriver, addresses: Addresses, deadline: float) -> ActionResult:
+    """Answer ARP requests for our IP and ICMP echo requests to it, until the deadline."""
+    loop = _Loop(driver, deadline)
+    answered_arp = answered_echo = 0
+    progressed = True
+    while (link := loop.link(progressed)) is not None:
+        progressed = False
+        for queue in range(len(link.rx)):
+            batch = link.receive(queue)
+            if not len(batch):
+                continue
+            progressed = True
+            replies, count = frames.echo_replies(batch, addresses.ip)
+            answered_echo += count
+            if count < len(batch):
+                arp = [
+                    reply
+                    for frame in batch.frames()
+                    if (reply := frames.arp_reply(frame, addresses.mac, addresses.ip))
+                ]
+                answered_arp += len(arp)
+                if arp:
+                    link.transmit(PacketBatch.from_frames(arp), queue % len(link.tx))
+            if count:
+                link.transmit(replies, queue % len(link.tx))
+    return ActionResult(
+        True,
+        loop.stopped_by,
+        {"echo_replies_sent": answered_echo, "arp_replies_sent": answered_arp},
+    )
+
+
+def ping(
+    driver: LinkDriver,
+    addresses: Addresses,
+    deadline: float,
+    *,
+    count: int,
+    size: int,
+    interval: float = 0.01,
+    reply_wait: float = 1.0,
+) -> ActionResult:
+    """Send `count` ICMP echo requests (after resolving the peer by ARP) and count replies."""
+    ident = os.getpid() & 0xFFFF
+    peer_mac = _resolve(driver, addresses, min(deadline, time.monotonic() + 1.0))
+    sent_times: list[float] = []
+    rtts: dict[int, float] = {}
+    loop = _Loop(driver, deadline)
+    progressed = True
+    while (link := loop.link(progressed)) is not None:
+        progressed = False
+        now = time.monotonic()
+        if len(sent_times) < count and (not sent_times or now >= sent_times[-1] + interval):
+            request = frames.icmp_echo_request(
+                addresses.mac,
+                peer_mac,
+                addresses.ip,
+                addresses.peer_ip,
+                ident,
+                len(sent_times),
+                size,
+            )
+            if link.transmit(PacketBatch.from_frames([request])):
+                sent_times.append(now)
+                progressed = True
+        for queue in range(len(link.rx)):
+            batch = link.receive(queue)
+            for frame in batch.frames() if len(batch) else ():
+                reply = frames.parse_echo_reply(frame)
+                if reply and reply[0] == ident and reply[1] < len(sent_times):
+                    rtts.setdefault(reply[1], time.monotonic() - sent_times[reply[1]])
+                    progressed = True
+        all_sent = len(sent_times) >= count
+        if all_sent and (len(rtts) >= count or now > sent_times[-1] + reply_wait):
+            loop.stopped_by = "count"
+            break
+    facts: dict[str, Any] = {
+        "sent": len(sent_times),
+        "replies": len(rtts),
+        "peer_mac": frames.format_mac(peer_mac),
+    }
+    if rtts:
+        values = list(rtts.values())
+        facts["rtt_ms"] = {
+            "min": min(values) * 1e3,
+            "avg": sum(values) / len(values) * 1e3,
+            "max": max(values) * 1e3,
+        }
+    return ActionResult(len(rtts) == count, loop.stopped_by, facts)
+
+
+def _resolve(driver: LinkDriver, addresses: Addresses, deadline: float) -> bytes:
+    """ARP for the peer's IP; fall back to broadcast if nobody answers in time."""
+    request = frames.arp_request(addresses.mac, addresses.ip, addresses.peer_ip)
+    sent = False
+    while time.monotonic() < deadline:
+        link = driver.current_link()
+        if link is None:
+            break
+        if not sent:
+            sent = bool(link.transmit(PacketBatch.from_frames([request])))
+        for queue in range(len(link.rx)):
+            batch = link.receive(queue)
+            for frame in batch.frames() if len(batch) else ():
+                parsed = frames.parse_arp(frame)
+                if parsed and parsed[0] == 2 and parsed[2] == addresses.peer_ip:
+                    return parsed[1]
+        driver.service(0.001)
+    return frames.BROADCAST_MAC
+
+
+def sink(
+    driver: LinkDriver, deadline: float, *, count: int | None, seconds: float | None
+) -> ActionResult:
+    """Count received frames, bytes and chains (without copying) until a bound is hit."""
+    end = min(deadline, time.monotonic() + seconds) if seconds is not None else deadline
+    loop = _Loop(driver, end)
+    received = 0
+    first = last = None
+    progressed = True
+    while (link := loop.link(progressed)) is not None:
+        progressed = False
+        for queue in range(len(link.rx)):
+            got = len(link.receive(queue, copy=False))
+            if got:
+                progressed = True
+                received += got
+                last = time.monotonic()
+                first = first or last
+        if count is not None and received >= count:
+            loop.stopped_by = "count"
+            break
+    if loop.stopped_by == "deadline" and seconds is not None and end < deadline:
+        loop.stopped_by = "duration"
+    ok = count is None or received >= count
+    facts: dict[str, Any] = {"received": received}
+    if first is not None and last is not None and last > first:
+        facts["rx_pps"] = received / (last - first)
+    return ActionResult(ok, loop.stopped_by, facts)
+
+
+def source(
+    driver: LinkDriver,
+    addresses: Addresses,
+    deadline: float,
+    *,
+    count: int,
+    size: int,
+    peer_mac: bytes = frames.BROADCAST_MAC,
+) -> ActionResult:
+    """Transmit `count` UDP frames of `size` bytes as fast as the ring allows."""
+    frame = frames.udp_frame(size, addresses.mac, peer_mac, addresses.ip, addresses.peer_ip)
+    burst = PacketBatch.repeat(frame, _BURST)
+    loop = _Loop(driver, deadline)
+    sent = 0
+    started = time.monotonic()
+    progressed = True
+    while sent < count and (link := loop.link(progressed)) is not None:
+        want = min(_BURST, count - sent)
+        went = link.transmit(burst if want == _BURST else burst.head(want))
+        sent += went
+        progressed = went > 0
+    elapsed = time.monotonic() - started
+    if sent >= count:
+        loop.stopped_by = "count"
+    facts: dict[str, Any] = {"sent": sent}
+    if elapsed > 0:
+        facts["tx_pps"] = sent / elapsed
+    return ActionResult(sent >= count, loop.stopped_by, facts)
+
+
+__all__ = ["ActionResult", "Addresses", "LinkDriver", "ping", "respond", "sink", "source"]

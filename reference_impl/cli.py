@@ -1,0 +1,318 @@
+"""memif-ref command line: run the reference server or client with one bounded action.
+
+Exit codes: 0 success, 2 handshake refused (reason printed), 3 timeout, 1 otherwise.
+With --json exactly one JSON object is printed on stdout at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from reference_impl import actions, endpoint, frames, protocol
+from reference_impl.layout import BufferPlacement
+from reference_impl.link import Link
+from reference_impl.wire import MAX_LOG2_RING_SIZE
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_REFUSED = 2
+EXIT_TIMEOUT = 3
+
+DEFAULT_MACS = {"server": "02:fe:00:00:00:01", "client": "02:fe:00:00:00:02"}
+DEFAULT_IPS = {"server": frames.DEFAULT_SERVER_IP, "client": frames.DEFAULT_CLIENT_IP}
+
+
+class UsageError(Exception):
+    """Bad command-line input."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 1 on bad usage, keeping 2 for "handshake refused"."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The memif-ref argument parser."""
+    parser = _Parser(prog="memif-ref", description="Pure-Python reference memif peer.")
+    parser.add_argument("role", choices=["server", "client"])
+    parser.add_argument("--socket", required=True, help="socket path (or abstract name)")
+    parser.add_argument("--abstract", action="store_true", help="use an abstract socket name")
+    parser.add_argument("--id", type=int, default=0, help="interface id (default 0)")
+    parser.add_argument("--secret", default="", help="shared secret (at most 23 bytes)")
+    parser.add_argument("--rsize", type=int, default=10, help="log2 ring size (1..14)")
+    parser.add_argument("--bsize", type=_positive_int, default=2048, help="buffer size")
+    parser.add_argument("--queues", type=_positive_int, default=1, help="queue pairs")
+    parser.add_argument("--mac", help="this side's MAC (default 02:fe:00:00:00:01/02)")
+    parser.add_argument("--ip", help="this side's IPv4 in 198.18.0.0/15")
+    parser.add_argument("--cache-line", type=int, default=64, choices=[64, 128])
+    parser.add_argument(
+        "--buffers",
+        choices=[p.value for p in BufferPlacement],
+        default=BufferPlacement.REGION0.value,
+        help="client: buffers in region 0 (DPDK/VPP style) or a separate region (libmemif)",
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="overall bound, seconds")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at exit")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("responder", help="answer ARP and ICMP echo requests")
+    ping = sub.add_parser("ping", help="send ICMP echo requests and count replies")
+    ping.add_argument("--count", type=_positive_int, required=True)
+    ping.add_argument("--size", type=_positive_int, default=64)
+    ping.add_argument("--dst", help="peer IPv4 (default: the other role's default)")
+    ping.add_argument("--interval", type=float, default=0.01)
+    sink = sub.add_parser("sink", help="count received frames")
+    sink.add_argument("--count", type=_positive_int)
+    sink.add_argument("--seconds", type=float)
+    source = sub.add_parser("source", help="transmit frames")
+    source.add_argument("--count", type=_positive_int, required=True)
+    source.add_argument("--size", type=_positive_int, default=64)
+    source.add_argument("--dst", help="peer IPv4 (default: the other role's default)")
+    return parser
+
+
+class _Driver:
+    """Adapts either endpoint to the actions' LinkDriver."""
+
+    def __init__(self, ep: endpoint.ServerEndpoint | endpoint.ClientEndpoint, if_id: int) -> None:
+        self.endpoint = ep
+        self.if_id = if_id
+        self.was_up = False
+        self.refusals: list[str] = []
+        self.disconnect: protocol.Disconnected | None = None
+        self.last_link: Link | None = None
+        self.link_facts: dict[str, Any] = {
+            "negotiated": None,
+            "peer_name": None,
+            "peer_if_name": None,
+        }
+
+    def current_link(self) -> Link | None:
+        if isinstance(self.endpoint, endpoint.ServerEndpoint):
+            link = self.endpoint.link(self.if_id)
+        else:
+            link = self.endpoint.link
+        if link is not None and link is not self.last_link:
+            self.was_up = True
+            self.last_link = link
+            self.link_facts = self._describe(link)
+        return link
+
+    def _describe(self, link: Link) -> dict[str, Any]:
+        """Negotiated parameters and peer names, taken while the link is up."""
+        session = next((s for s in self.endpoint.sessions if s.link is link), None)
+        client = link.role is protocol.Role.CLIENT
+        c2s, s2c = (link.tx, link.rx) if client else (link.rx, link.tx)
+        first = (c2s or s2c)[0].view if (c2s or s2c) else None
+        posted = int(s2c[0].view.length_column[0]) if s2c and not client else None
+        return {
+            "negotiated": {
+                "c2s_rings": len(c2s),
+                "s2c_rings": len(s2c),
+                "ring_size": first.size if first else None,
+                # The server never learns the client's buffer size; report what it posted.
+                "buffer_size": link.buffer_size if client else posted,
+            },
+            "peer_name": session.protocol.peer_name if session else None,
+            "peer_if_name": session.protocol.peer_if_name if session else None,
+        }
+
+    def service(self, timeout: float) -> None:
+        for session, event in self.endpoint.service(timeout):
+            if isinstance(event, protocol.Disconnected):
+                if not session.protocol.was_connected:
+                    self.refusals.append(event.reason)
+                self.disconnect = event
+
+
+def _config(args: argparse.Namespace) -> protocol.InterfaceConfig:
+    if not 1 <= args.rsize <= MAX_LOG2_RING_SIZE:
+        raise UsageError(f"--rsize {args.rsize}: must be 1..{MAX_LOG2_RING_SIZE}")
+    try:
+        return protocol.InterfaceConfig(
+            id=args.id,
+            secret=args.secret,
+            if_name=f"memif-ref-{args.role}",
+            c2s_rings=args.queues,
+            s2c_rings=args.queues,
+            log2_ring_size=args.rsize,
+            buffer_size=args.bsize,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _addresses(args: argparse.Namespace) -> actions.Addresses:
+    other = "client" if args.role == "server" else "server"
+    try:
+        mac = frames.parse_mac(args.mac or DEFAULT_MACS[args.role])
+        ip = frames.benchmark_ip(args.ip or DEFAULT_IPS[args.role])
+        peer = frames.benchmark_ip(getattr(args, "dst", None) or DEFAULT_IPS[other])
+    except frames.FrameError as exc:
+        raise UsageError(str(exc)) from exc
+    return actions.Addresses(mac, ip, peer)
+
+
+def _make_endpoint(
+    args: argparse.Namespace, config: protocol.InterfaceConfig
+) -> endpoint.ServerEndpoint | endpoint.ClientEndpoint:
+    if args.role == "server":
+        return endpoint.ServerEndpoint(
+            args.socket, [config], abstract=args.abstract, cache_line=args.cache_line
+        )
+    return endpoint.ClientEndpoint(
+        args.socket,
+        config,
+        abstract=args.abstract,
+        cache_line=args.cache_line,
+        placement=BufferPlacement(args.buffers),
+    )
+
+
+def _connect_client(ep: endpoint.ClientEndpoint, deadline: float) -> None:
+    """Connect, retrying while the server is not there yet (bounded by the deadline)."""
+    while True:
+        try:
+            ep.connect()
+            return
+        except endpoint.EndpointError:
+            if time.monotonic() + 0.05 >= deadline:
+                raise
+            time.sleep(0.05)  # nothing to poll: the listener does not exist yet
+
+
+def _wait_for_link(driver: _Driver, deadline: float, client: bool) -> int | None:
+    """Returns an exit code if the link never came up, else None."""
+    while driver.current_link() is None:
+        if client and driver.refusals:
+            return EXIT_REFUSED
+        if client and driver.endpoint.sessions == []:
+            return EXIT_ERROR
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return EXIT_REFUSED if driver.refusals else EXIT_TIMEOUT
+        driver.service(min(left, 0.05))
+    return None
+
+
+def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """Run one memif-ref invocation; returns (exit code, JSON report)."""
+    deadline = time.monotonic() + args.timeout
+    report: dict[str, Any] = {"role": args.role, "action": args.action, "socket": args.socket}
+    config = _config(args)
+    addresses = _addresses(args)
+    ep = _make_endpoint(args, config)
+    driver = _Driver(ep, config.id)
+    code = EXIT_ERROR
+    try:
+        if isinstance(ep, endpoint.ClientEndpoint):
+            _connect_client(ep, deadline)
+        failed = _wait_for_link(driver, deadline, isinstance(ep, endpoint.ClientEndpoint))
+        if failed is not None:
+            code = failed
+        else:
+            result = _run_action(args, driver, addresses, deadline)
+            report["result"] = dataclasses_asdict(result)
+            if result.ok:
+                code = EXIT_OK
+            elif result.stopped_by == "deadline":
+                code = EXIT_TIMEOUT
+            else:
+                code = EXIT_ERROR
+    except endpoint.EndpointError as exc:
+        report["error"] = str(exc)
+        code = EXIT_ERROR
+    finally:
+        link = driver.last_link
+        report["link_up"] = driver.was_up
+        report["state"] = "up" if driver.current_link() is not None else "down"
+        report.update(driver.link_facts)
+        report["counters"] = link.counters.as_dict() if link else None
+        ep.close()
+        reason = driver.disconnect.reason if driver.disconnect else None
+        if code == EXIT_REFUSED and driver.refusals:
+            reason = driver.refusals[-1]
+        report["disconnect_reason"] = reason
+        report["disconnected_by_peer"] = driver.disconnect.by_peer if driver.disconnect else None
+        report["refusals"] = driver.refusals
+    report["exit_code"] = code
+    return code, report
+
+
+def dataclasses_asdict(result: actions.ActionResult) -> dict[str, Any]:
+    """Action result as a JSON-ready dict."""
+    return {"ok": result.ok, "stopped_by": result.stopped_by, **result.facts}
+
+
+def _run_action(
+    args: argparse.Namespace, driver: _Driver, addresses: actions.Addresses, deadline: float
+) -> actions.ActionResult:
+    if args.action == "responder":
+        return actions.respond(driver, addresses, deadline)
+    if args.action == "ping":
+        return actions.ping(
+            driver, addresses, deadline, count=args.count, size=args.size, interval=args.interval
+        )
+    if args.action == "sink":
+        return actions.sink(driver, deadline, count=args.count, seconds=args.seconds)
+    return actions.source(driver, addresses, deadline, count=args.count, size=args.size)
+
+
+def _print_human(code: int, report: dict[str, Any]) -> None:
+    out = sys.stdout if code == EXIT_OK else sys.stderr
+    if report.get("error"):
+        print(f"memif-ref: {report['error']}", file=sys.stderr)
+    if code == EXIT_REFUSED:
+        print(f"memif-ref: handshake refused: {report['disconnect_reason']}", file=sys.stderr)
+    elif code == EXIT_TIMEOUT and not report.get("link_up"):
+        print("memif-ref: timed out waiting for the link", file=sys.stderr)
+    if report.get("negotiated"):
+        print(f"link: {report['negotiated']} peer={report['peer_name']!r}", file=out)
+    if report.get("result"):
+        print(f"{report['action']}: {report['result']}", file=out)
+    if report.get("counters"):
+        print(f"counters: {report['counters']}", file=out)
+    if report.get("disconnect_reason") and code != EXIT_REFUSED:
+        print(f"disconnect: {report['disconnect_reason']}", file=out)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `memif-ref`."""
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        code, report = run(args)
+    except UsageError as exc:
+        print(f"memif-ref: error: {exc}", file=sys.stderr)
+        code, report = EXIT_ERROR, {"error": str(exc), "exit_code": EXIT_ERROR}
+    except KeyboardInterrupt:
+        code, report = EXIT_ERROR, {"error": "interrupted", "exit_code": EXIT_ERROR}
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        _print_human(code, report)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
