@@ -282,9 +282,9 @@ class ServerEndpoint(_Endpoint):
             return self._connect(session)
         elif isinstance(event, protocol.Disconnected):
             config = session.protocol.config
-            if config is not None and session.link is not None:
-                if self.links.get(config.id) is session.link:
-                    del self.links[config.id]
+            link = session.link
+            if config is not None and link is not None and self.links.get(config.id) is link:
+                del self.links[config.id]
         return []
 
     def _connect(self, session: Session) -> list[protocol.Event]:
