@@ -1,0 +1,1 @@
+"""Conformance scenarios, written only against scenarios/api.py."""
