@@ -249,8 +249,9 @@ class StaticInterfaceDirectory:
     def hello(self) -> wire.Hello:
         """HELLO with the interface's own limits when the socket serves only one.
 
-        Advertising real ring counts lets a client negotiate down instead of being
-        refused at ADD_RING; with several interfaces the protocol maxima are sent.
+        Advertising real ring counts and ring size lets a client negotiate down (the
+        minimum of both sides) instead of being refused at ADD_RING; with several
+        interfaces the protocol maxima are sent.
         """
         if len(self._configs) == 1:
             (only,) = self._configs.values()
@@ -258,6 +259,7 @@ class StaticInterfaceDirectory:
                 name=only.app_name,
                 max_c2s_ring=only.c2s_rings - 1,
                 max_s2c_ring=only.s2c_rings - 1,
+                max_log2_ring_size=only.log2_ring_size,
             )
         return wire.Hello(name="memif-ref")
 
