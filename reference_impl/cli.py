@@ -278,9 +278,7 @@ def _print_human(code: int, report: dict[str, Any]) -> None:
     out = sys.stdout if code == EXIT_OK else sys.stderr
     if report.get("error"):
         print(f"memif-ref: {report['error']}", file=sys.stderr)
-    if code == EXIT_REFUSED:
-        print(f"memif-ref: handshake refused: {report['disconnect_reason']}", file=sys.stderr)
-    elif code == EXIT_TIMEOUT and not report.get("link_up"):
+    if code == EXIT_TIMEOUT and not report.get("link_up"):
         print("memif-ref: timed out waiting for the link", file=sys.stderr)
     if report.get("negotiated"):
         print(f"link: {report['negotiated']} peer={report['peer_name']!r}", file=out)
@@ -307,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, report = EXIT_ERROR, {"error": str(exc), "exit_code": EXIT_ERROR}
     except KeyboardInterrupt:
         code, report = EXIT_ERROR, {"error": "interrupted", "exit_code": EXIT_ERROR}
+    if code == EXIT_REFUSED:
+        reason = report.get("disconnect_reason")
+        print(f"memif-ref: handshake refused: {reason}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:

@@ -145,7 +145,13 @@ class _Endpoint:
         return session
 
     def service(self, timeout: float = 0.0) -> list[tuple[Session, protocol.Event]]:
-        """Handle whatever the control sockets have, waiting up to `timeout` seconds."""
+        """Handle whatever the control sockets have, waiting up to `timeout` seconds.
+
+        A link whose rings the peer corrupted is disconnected here, with the reason.
+        """
+        for session in list(self.sessions):
+            if session.link is not None and session.link.error is not None:
+                self._handle(session, session.protocol.disconnect(session.link.error))
         for key, _mask in self.selector.select(timeout):
             if key.data is None:
                 self._accept(key.fileobj)  # type: ignore[arg-type]

@@ -121,7 +121,21 @@ class Link:
         return posted
 
     def transmit(self, batch: PacketBatch, queue: int = 0) -> int:
-        """Send as many whole frames of `batch` as fit; returns how many went."""
+        """Send as many whole frames of `batch` as fit; returns how many went.
+
+        A ring the peer corrupted stops the link: `error` is set (the endpoint then
+        disconnects with it as the reason) and nothing more is sent.
+        """
+        if self.error is not None:
+            return 0
+        try:
+            return self._transmit(batch, queue)
+        except RingError as exc:
+            self.counters.tx_errors += 1
+            self.error = str(exc)
+            return 0
+
+    def _transmit(self, batch: PacketBatch, queue: int) -> int:
         q = self.tx[queue]
         space = self.tx_space(queue)
         if space == 0 or not len(batch):
@@ -153,12 +167,20 @@ class Link:
         """Take every complete frame waiting on RX `queue`.
 
         With `copy=False` only lengths and segment counts are returned (counting sinks).
+        A ring the peer corrupted stops the link, as in `transmit`.
         """
+        if self.error is not None:
+            return PacketBatch.empty()
         q = self.rx[queue]
         end = q.view.tail if self.role is Role.CLIENT else q.view.head
-        result = rings.consume(
-            q.view, self.regions, q.cursor, end, copy=copy, max_frame=self.max_frame
-        )
+        try:
+            result = rings.consume(
+                q.view, self.regions, q.cursor, end, copy=copy, max_frame=self.max_frame
+            )
+        except RingError as exc:
+            self.counters.rx_errors += 1
+            self.error = str(exc)
+            return PacketBatch.empty()
         if result.slots:
             q.cursor = (q.cursor + result.slots) & _INDEX_MASK
             if self.role is Role.CLIENT:

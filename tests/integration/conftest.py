@@ -1,0 +1,117 @@
+"""Fixtures for tests against real peers: testpmd processes and memif-ref subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.peers.testpmd import TestpmdConfig, TestpmdMemifPort, TestpmdProcess
+
+TESTPMD_CPU = 0
+REFERENCE_CPU = 1
+
+
+@pytest.fixture(scope="session")
+def testpmd_binary() -> str:
+    """dpdk-testpmd on PATH; under CI its absence fails the run instead of skipping."""
+    binary = shutil.which("dpdk-testpmd")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("dpdk-testpmd is missing on a CI machine (run ci/setup.sh)")
+        pytest.skip("dpdk-testpmd not installed (Debian package dpdk-dev)")
+    return binary
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A short private directory for memif sockets (sun_path holds 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="memif-it-"))
+    os.chmod(path, 0o700)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class TestpmdFactory:
+    """Starts testpmd instances for one test and stops every one of them afterwards."""
+
+    __test__ = False
+
+    binary: str
+    log_dir: Path
+    started: list[TestpmdProcess]
+
+    def start(self, *ports: TestpmdMemifPort, **options: Any) -> TestpmdProcess:
+        """Start testpmd (pinned to TESTPMD_CPU) with the given memif ports."""
+        prefix = f"it-{uuid.uuid4().hex[:12]}"
+        config = TestpmdConfig(ports=ports, file_prefix=prefix, cpu=TESTPMD_CPU, **options)
+        process = TestpmdProcess(config, self.log_dir / f"{prefix}.log", binary=self.binary)
+        self.started.append(process)
+        return process.start()
+
+
+@pytest.fixture
+def testpmd(testpmd_binary: str, tmp_path: Path) -> Iterator[TestpmdFactory]:
+    """Factory for testpmd processes, all stopped (and their files removed) at teardown."""
+    factory = TestpmdFactory(testpmd_binary, tmp_path, [])
+    yield factory
+    for process in factory.started:
+        process.stop()
+        assert not process.crashed, f"testpmd crashed:\n{process.log_tail()}"
+
+
+class MemifRef:
+    """memif-ref run as a subprocess pinned to REFERENCE_CPU, with --json."""
+
+    def __init__(self, *args: str) -> None:
+        argv = [sys.executable, "-m", "reference_impl.cli", *args]
+        if shutil.which("taskset"):
+            argv = ["taskset", "-c", str(REFERENCE_CPU), *argv]
+        self.argv = argv
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def result(self, timeout: float = 60.0) -> tuple[int, dict[str, Any], str]:
+        """Wait for exit: (exit code, the JSON report, stderr)."""
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            pytest.fail(f"memif-ref did not stop by itself: {self.argv}\n{err}")
+        lines = [line for line in out.splitlines() if line.strip()]
+        assert len(lines) == 1, f"expected one JSON line, got {out!r}\nstderr: {err}"
+        return self.process.returncode, json.loads(lines[0]), err
+
+    def stop(self) -> None:
+        """Kill it if still running (teardown)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+@pytest.fixture
+def memif_ref() -> Iterator[type[MemifRef]]:
+    """Start memif-ref subprocesses; any still running at teardown is killed."""
+    started: list[MemifRef] = []
+
+    class Tracked(MemifRef):
+        def __init__(self, *args: str) -> None:
+            super().__init__(*args)
+            started.append(self)
+
+    yield Tracked
+    for ref in started:
+        ref.stop()
