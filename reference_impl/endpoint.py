@@ -23,7 +23,7 @@ import numpy as np
 
 from reference_impl import layout as geometry
 from reference_impl import protocol, ring, wire
-from reference_impl.link import ClientBuffers, Link, QueueRing
+from reference_impl.link import Link, QueueRing
 from reference_impl.memory import Region, RegionError, create_eventfd
 from reference_impl.protocol import InterfaceConfig, MemifProtocol, Role
 from reference_impl.wire import RingType
@@ -497,7 +497,7 @@ class ClientEndpoint(_Endpoint):
         shape = self.layout
         regions, eventfds = self._memory
         queues: dict[RingType, list[QueueRing]] = {RingType.C2S: [], RingType.S2C: []}
-        refill: list[ClientBuffers] = []
+        refill: list[ring.OwnedBuffers] = []
         for position, (ring_type, index) in enumerate(shape.rings()):
             view = ring.RingView(
                 regions[0],
@@ -507,7 +507,9 @@ class ClientEndpoint(_Endpoint):
             )
             queues[ring_type].append(QueueRing(view, eventfds[position]))
             if ring_type is RingType.S2C:
-                refill.append(ClientBuffers(*_own_buffers(shape, ring_type, index)))
+                refill.append(
+                    ring.OwnedBuffers(*_own_buffers(shape, ring_type, index), shape.buffer_size)
+                )
         max_frame = (
             wire.ETHERNET_MAX_FRAME if self.config.mode is wire.InterfaceMode.ETHERNET else None
         )

@@ -7,6 +7,7 @@ here builds a frame for any other range unless the user passes one explicitly.
 from __future__ import annotations
 
 import ipaddress
+import re
 import struct
 
 import numpy as np
@@ -32,6 +33,7 @@ _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _ICMP_ECHO = struct.Struct("!BBHHH")
 _UDP = struct.Struct("!HHHH")
 _ARP = struct.Struct("!HHBBH6s4s6s4s")
+_MAC = re.compile(r"[0-9A-Fa-f]{1,2}(?::[0-9A-Fa-f]{1,2}){5}")
 
 
 class FrameError(ValueError):
@@ -40,13 +42,9 @@ class FrameError(ValueError):
 
 def parse_mac(text: str) -> bytes:
     """'02:fe:00:00:00:01' -> 6 bytes."""
-    parts = text.split(":")
-    if len(parts) != 6:
-        raise FrameError(f"MAC address {text!r} must have 6 colon-separated octets")
-    try:
-        return bytes(int(part, 16) for part in parts)
-    except ValueError as exc:
-        raise FrameError(f"MAC address {text!r}: {exc}") from exc
+    if not _MAC.fullmatch(text):
+        raise FrameError(f"MAC address {text!r} must be 6 colon-separated hex octets")
+    return bytes(int(part, 16) for part in text.split(":"))
 
 
 def format_mac(raw: bytes) -> str:
@@ -213,8 +211,10 @@ def echo_replies(batch: PacketBatch, our_ip: bytes | None) -> tuple[PacketBatch,
     out[ip_src], out[ip_dst] = out[ip_dst], out[ip_src].copy()
     out[out_starts + 34] = ICMP_ECHO_REPLY
     old_checksum = (out[out_starts + 36].astype(np.uint32) << 8) | out[out_starts + 37]
-    summed = old_checksum + 0x0800  # type word 0x0800 -> 0x0000 (RFC 1624, one's complement)
-    checksum = (summed & 0xFFFF) + (summed >> 16)
+    # RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), type word m 0x0800 -> m' 0x0000.
+    summed = (~old_checksum & 0xFFFF) + (~np.uint32(0x0800) & 0xFFFF)
+    summed = (summed & 0xFFFF) + (summed >> 16)
+    checksum = ~summed & 0xFFFF
     out[out_starts + 36] = (checksum >> 8).astype(np.uint8)
     out[out_starts + 37] = (checksum & 0xFF).astype(np.uint8)
     return PacketBatch(out, lengths.astype(np.int64)), int(chosen.size)

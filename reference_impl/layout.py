@@ -12,6 +12,7 @@ from enum import Enum
 from reference_impl.wire import DESCRIPTOR_SIZE, RingType
 
 DEFAULT_CACHE_LINE = 64
+MAX_USABLE_LOG2_RING_SIZE = 15  # free-running u16 indices tell full from empty up to 2^15
 COOKIE_OFFSET = 0
 FLAGS_OFFSET = 4
 HEAD_OFFSET = 6
@@ -59,6 +60,10 @@ class CopyLayout:
             raise ValueError("ring counts must not be negative")
         if self.buffer_size <= 0:
             raise ValueError("buffer size must be positive")
+        if not 0 <= self.log2_ring_size <= MAX_USABLE_LOG2_RING_SIZE:
+            raise ValueError(
+                f"log2 ring size {self.log2_ring_size} not in 0..{MAX_USABLE_LOG2_RING_SIZE}"
+            )
         if self.cache_line <= 0 or self.cache_line % 8:
             raise ValueError(f"cache line {self.cache_line} must be a positive multiple of 8")
         if self.buffer_area_offset() + self.buffer_area_size() > 1 << 32:

@@ -16,7 +16,7 @@ import numpy as np
 from reference_impl import ring as rings
 from reference_impl.memory import Region, drain_eventfd, signal_eventfd
 from reference_impl.protocol import Role
-from reference_impl.ring import PacketBatch, RingError, RingView
+from reference_impl.ring import OwnedBuffers, PacketBatch, RingError, RingView
 from reference_impl.wire import RingFlag
 
 _INDEX_MASK = 0xFFFF
@@ -49,14 +49,6 @@ class QueueRing:
     cursor: int = 0  # next slot to produce into (TX) or consume from (RX)
 
 
-@dataclasses.dataclass(frozen=True)
-class ClientBuffers:
-    """Where a client's own buffers are, per S2C ring slot (for refills)."""
-
-    region_ids: np.ndarray
-    offsets: np.ndarray
-
-
 class Link:
     """Transmit and receive on a connected interface, either role."""
 
@@ -68,7 +60,7 @@ class Link:
         rx: Sequence[QueueRing],
         *,
         buffer_size: int,
-        rx_refill: Sequence[ClientBuffers] = (),
+        rx_refill: Sequence[OwnedBuffers] = (),
         max_frame: int | None = None,
         polling: bool = True,
     ) -> None:
@@ -128,6 +120,8 @@ class Link:
         """
         if self.error is not None:
             return 0
+        if len(batch) and not batch.lengths.min() > 0:
+            raise ValueError("cannot transmit a zero-length frame")
         try:
             return self._transmit(batch, queue)
         except RingError as exc:
@@ -145,6 +139,8 @@ class Link:
         else:
             window = (q.cursor + np.arange(space)) & q.view.mask
             capacity = int(q.view.length_column[window].min())
+            if capacity == 0:
+                raise RingError("client posted a buffer of length 0 on an S2C ring")
         sent, used = rings.produce(q.view, self.regions, q.cursor, space, batch, capacity)
         if not sent:
             return 0
@@ -175,7 +171,13 @@ class Link:
         end = q.view.tail if self.role is Role.CLIENT else q.view.head
         try:
             result = rings.consume(
-                q.view, self.regions, q.cursor, end, copy=copy, max_frame=self.max_frame
+                q.view,
+                self.regions,
+                q.cursor,
+                end,
+                copy=copy,
+                max_frame=self.max_frame,
+                owned=self._refill[queue] if self._refill else None,
             )
         except RingError as exc:
             self.counters.rx_errors += 1
@@ -204,7 +206,7 @@ class Link:
         if count <= 0:
             return
         own = self._refill[queue]
-        rings.post_buffers(q.view, head, count, own.region_ids, own.offsets, self.buffer_size)
+        rings.post_buffers(q.view, head, count, own.region_ids, own.offsets, own.capacity)
         q.view.head = (head + count) & _INDEX_MASK
 
     def clear_interrupts(self) -> None:

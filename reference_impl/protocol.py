@@ -322,10 +322,16 @@ class MemifProtocol:
         if self.state is State.CLOSED:
             return [UnusedFds(fds)] if fds else []
         try:
+            # DPDK's order: size, then "first message must be INIT", then the type.
+            # A DISCONNECT is always heard, so a client may give up before INIT.
+            if len(datagram) < wire.MESSAGE_SIZE:
+                raise RemoteProtocolError(Reason.INVALID_MESSAGE_SIZE)
+            code = wire.message_type_of(datagram)
+            first_not_init = code not in (MessageType.INIT, MessageType.DISCONNECT)
+            if self.role is Role.SERVER and self.state is State.WAIT_INIT and first_not_init:
+                raise RemoteProtocolError(Reason.UNEXPECTED_MESSAGE)
             try:
                 message = wire.unpack(datagram)
-            except wire.MessageSizeError as exc:
-                raise RemoteProtocolError(Reason.INVALID_MESSAGE_SIZE) from exc
             except wire.UnknownMessageTypeError as exc:
                 raise RemoteProtocolError(Reason.UNKNOWN_MESSAGE_TYPE) from exc
             handler = TRANSITIONS.get((self.role, self.state, message.TYPE))
@@ -579,6 +585,7 @@ TRANSITIONS: dict[tuple[Role, State, MessageType], Handler] = {
     (_S, State.HANDSHAKE, _M.ADD_REGION): MemifProtocol._on_add_region,
     (_S, State.HANDSHAKE, _M.ADD_RING): MemifProtocol._on_add_ring,
     (_S, State.HANDSHAKE, _M.CONNECT): MemifProtocol._on_connect,
+    (_S, State.CONNECTING, _M.INIT): MemifProtocol._on_init_again,
     (_S, State.CONNECTED, _M.INIT): MemifProtocol._on_init_again,
 }
 """Every legal (role, state, message) -> handler. Anything else is a protocol error."""

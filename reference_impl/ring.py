@@ -88,6 +88,15 @@ class PacketBatch:
         return [raw[int(e - n) : int(e)] for e, n in zip(ends, self.lengths, strict=True)]
 
 
+@dataclasses.dataclass(frozen=True)
+class OwnedBuffers:
+    """A client's own buffer for every slot of one ring, and their capacity."""
+
+    region_ids: I64
+    offsets: I64
+    capacity: int
+
+
 @dataclasses.dataclass
 class ReceiveResult:
     """What one consumer burst took off a ring."""
@@ -112,6 +121,11 @@ class RingView:
         Raises:
             RingError: the ring does not fit in the region, or is misaligned.
         """
+        if not 0 <= log2_ring_size <= layout.MAX_USABLE_LOG2_RING_SIZE:
+            raise RingError(
+                f"log2 ring size {log2_ring_size}: u16 indices address at most "
+                f"2^{layout.MAX_USABLE_LOG2_RING_SIZE} slots"
+            )
         size = layout.ring_bytes(log2_ring_size, cache_line)
         if offset < 0 or offset + size > region.size:
             raise RingError(f"ring at {offset} ({size} bytes) outside region of {region.size}")
@@ -302,6 +316,7 @@ def produce(
     Raises:
         RingError: a slot points outside the announced memory.
     """
+    available = min(available, ring.size)
     if not len(batch) or available <= 0 or capacity <= 0:
         return 0, 0
     fragments = np.maximum(1, -(-batch.lengths // capacity))
@@ -348,12 +363,15 @@ def consume(
     *,
     copy: bool = True,
     max_frame: int | None = None,
+    owned: OwnedBuffers | None = None,
 ) -> ReceiveResult:
     """Take the complete frames in slots [start, end) off a ring.
 
     A chain that is still open at `end` is left for the next burst. Frames with a
     fragment outside the announced regions, an empty fragment, or (with `max_frame`)
-    longer than that are dropped and counted as errors.
+    longer than that are dropped and counted as errors. With `owned` (a client reading
+    its S2C ring) a fragment must also sit in the very buffer the client posted in that
+    slot and fit its capacity, so a server cannot make the client read elsewhere.
 
     Raises:
         RingError: the window is larger than the ring, or the whole ring is one
@@ -380,6 +398,12 @@ def consume(
     segments = np.diff(np.concatenate((frame_starts, [used])))
     frame_lengths = np.add.reduceat(lengths, frame_starts)
     good_fragment = _valid_fragments(regions, region_ids, offsets, lengths)
+    if owned is not None:
+        good_fragment &= (
+            (region_ids == owned.region_ids[slots])
+            & (offsets == owned.offsets[slots])
+            & (lengths <= owned.capacity)
+        )
     good_frame = np.logical_and.reduceat(good_fragment, frame_starts)
     if max_frame is not None:
         good_frame &= frame_lengths <= max_frame
