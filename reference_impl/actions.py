@@ -16,8 +16,9 @@ from reference_impl import frames
 from reference_impl.link import Link
 from reference_impl.ring import PacketBatch
 
-_SERVICE_EVERY = 64  # bursts between control-socket checks while traffic flows
-_IDLE_WAIT = 0.0005  # seconds to wait on the control socket when a burst found nothing
+_SERVICE_EVERY = 64  # bursts between control-socket checks while polling
+_BUSY_POLL = 0.01  # seconds of busy polling after the last progress before backing off
+_IDLE_WAIT = 0.0005  # seconds to wait on the control socket per burst once idle
 _BURST = 256
 
 
@@ -59,11 +60,20 @@ class _Loop:
         self.deadline = deadline
         self.bursts = 0
         self.stopped_by = ""
+        self.last_progress = time.monotonic()
 
     def link(self, progressed: bool) -> Link | None:
-        """The link for the next burst, or None when the loop must stop."""
+        """The link for the next burst, or None when the loop must stop.
+
+        Polls without pause while traffic flows (a full TX ring counts as flowing: the
+        peer drains it within microseconds); only after `_BUSY_POLL` seconds without
+        progress does it wait on the control socket, so an idle peer costs little CPU.
+        """
         self.bursts += 1
-        if not progressed:
+        now = time.monotonic()
+        if progressed:
+            self.last_progress = now
+        if now - self.last_progress > _BUSY_POLL:
             self.driver.service(_IDLE_WAIT)
         elif self.bursts % _SERVICE_EVERY == 0:
             self.driver.service(0.0)

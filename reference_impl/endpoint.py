@@ -19,8 +19,6 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from reference_impl import layout as geometry
 from reference_impl import protocol, ring, wire
 from reference_impl.link import Link, QueueRing
@@ -468,8 +466,8 @@ class ClientEndpoint(_Endpoint):
                     shape.log2_ring_size,
                     self.cache_line,
                 )
-                region_ids, offsets = _own_buffers(shape, ring_type, index)
-                ring.init_ring(view, region_ids, offsets, shape.buffer_size)
+                own = _own_buffers(shape, regions, ring_type, index)
+                ring.init_ring(view, own.region_ids, own.offsets, shape.buffer_size)
                 view.release()
                 eventfds.append(create_eventfd())
                 add_ring = wire.AddRing(
@@ -497,7 +495,7 @@ class ClientEndpoint(_Endpoint):
         shape = self.layout
         regions, eventfds = self._memory
         queues: dict[RingType, list[QueueRing]] = {RingType.C2S: [], RingType.S2C: []}
-        refill: list[ring.OwnedBuffers] = []
+        owned: dict[RingType, list[ring.OwnedBuffers]] = {RingType.C2S: [], RingType.S2C: []}
         for position, (ring_type, index) in enumerate(shape.rings()):
             view = ring.RingView(
                 regions[0],
@@ -506,10 +504,7 @@ class ClientEndpoint(_Endpoint):
                 self.cache_line,
             )
             queues[ring_type].append(QueueRing(view, eventfds[position]))
-            if ring_type is RingType.S2C:
-                refill.append(
-                    ring.OwnedBuffers(*_own_buffers(shape, ring_type, index), shape.buffer_size)
-                )
+            owned[ring_type].append(_own_buffers(shape, regions, ring_type, index))
         max_frame = (
             wire.ETHERNET_MAX_FRAME if self.config.mode is wire.InterfaceMode.ETHERNET else None
         )
@@ -519,7 +514,8 @@ class ClientEndpoint(_Endpoint):
             tx=queues[RingType.C2S],
             rx=queues[RingType.S2C],
             buffer_size=shape.buffer_size,
-            rx_refill=refill,
+            tx_owned=owned[RingType.C2S],
+            rx_refill=owned[RingType.S2C],
             max_frame=max_frame,
             polling=self.polling,
         )
@@ -545,10 +541,13 @@ class ClientEndpoint(_Endpoint):
 
 
 def _own_buffers(
-    shape: geometry.CopyLayout, ring_type: RingType, index: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Region index and offset of the buffer of every slot of one ring."""
-    first = shape.buffer_offset(ring_type, index, 0)
-    offsets = first + np.arange(shape.ring_size, dtype=np.int64) * shape.buffer_size
-    region_ids = np.full(shape.ring_size, shape.buffer_region, dtype=np.int64)
-    return region_ids, offsets
+    shape: geometry.CopyLayout, regions: Sequence[Region], ring_type: RingType, index: int
+) -> ring.OwnedBuffers:
+    """The client's buffers for every slot of one ring."""
+    return ring.OwnedBuffers.of_region(
+        regions[shape.buffer_region],
+        shape.buffer_region,
+        shape.buffer_offset(ring_type, index, 0),
+        shape.ring_size,
+        shape.buffer_size,
+    )

@@ -60,6 +60,7 @@ class Link:
         rx: Sequence[QueueRing],
         *,
         buffer_size: int,
+        tx_owned: Sequence[OwnedBuffers] = (),
         rx_refill: Sequence[OwnedBuffers] = (),
         max_frame: int | None = None,
         polling: bool = True,
@@ -72,6 +73,7 @@ class Link:
             tx: rings this side produces into, by queue.
             rx: rings this side consumes from, by queue.
             buffer_size: the client's buffer size (capacity of its own TX slots).
+            tx_owned: client only: per TX queue, its own buffers (written directly).
             rx_refill: client only: per RX queue, its own buffers to post again.
             max_frame: drop received frames longer than this (Ethernet: 9216).
             polling: set MASK_INT on the RX rings (we poll; don't signal us).
@@ -81,6 +83,7 @@ class Link:
         self.tx = list(tx)
         self.rx = list(rx)
         self.buffer_size = buffer_size
+        self._tx_owned = list(tx_owned)
         self._refill = list(rx_refill)
         self.max_frame = max_frame
         self.counters = Counters()
@@ -141,7 +144,10 @@ class Link:
             capacity = int(q.view.length_column[window].min())
             if capacity == 0:
                 raise RingError("client posted a buffer of length 0 on an S2C ring")
-        sent, used = rings.produce(q.view, self.regions, q.cursor, space, batch, capacity)
+        owned = self._tx_owned[queue] if self._tx_owned else None
+        sent, used = rings.produce(
+            q.view, self.regions, q.cursor, space, batch, capacity, owned=owned
+        )
         if not sent:
             return 0
         q.cursor = (q.cursor + used) & _INDEX_MASK

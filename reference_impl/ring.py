@@ -30,6 +30,7 @@ DESCRIPTOR_DTYPE = np.dtype(
 assert DESCRIPTOR_DTYPE.itemsize == 16
 
 U8 = npt.NDArray[np.uint8]
+U16 = npt.NDArray[np.uint16]
 I64 = npt.NDArray[np.int64]
 _INDEX_MASK = 0xFFFF
 _NEXT = int(DescriptorFlag.NEXT)
@@ -90,11 +91,28 @@ class PacketBatch:
 
 @dataclasses.dataclass(frozen=True)
 class OwnedBuffers:
-    """A client's own buffer for every slot of one ring, and their capacity."""
+    """A client's own buffer for every slot of one ring, and their capacity.
+
+    `rows`, when the buffers are evenly spaced by `capacity` in one region (every
+    layout this package builds), is a (ring size, capacity) view of them.
+    """
 
     region_ids: I64
     offsets: I64
     capacity: int
+    rows: U8 | None = None
+
+    @classmethod
+    def of_region(
+        cls, region: Region, index: int, first: int, count: int, capacity: int
+    ) -> OwnedBuffers:
+        """`count` consecutive buffers of `capacity` bytes from offset `first` of a region."""
+        if first < 0 or first + count * capacity > region.size:
+            raise RingError("buffers extend past the end of their region")
+        offsets = first + np.arange(count, dtype=np.int64) * capacity
+        region_ids = np.full(count, index, dtype=np.int64)
+        rows = _strided_rows(region.array, first, capacity, count, capacity)
+        return cls(region_ids, offsets, capacity, rows)
 
 
 @dataclasses.dataclass
@@ -296,6 +314,27 @@ def _valid_fragments(
 # ------------------------------------------------------------------ ring operations
 
 
+def _fragment_plan(batch: PacketBatch, available: int, capacity: int) -> tuple[int, I64, U16]:
+    """How many whole frames fit in `available` slots, each fragment's length and flags."""
+    if int(batch.lengths.max()) <= capacity:  # no chains: one slot per frame
+        frames = min(len(batch), available)
+        return frames, batch.lengths[:frames], np.zeros(frames, dtype=np.uint16)
+    fragments = np.maximum(1, -(-batch.lengths // capacity))
+    ends = np.cumsum(fragments)
+    frames = int(np.searchsorted(ends, available, side="right"))
+    if frames == 0:
+        return 0, np.empty(0, np.int64), np.empty(0, np.uint16)
+    slots_used = int(ends[frames - 1])
+    fragments = fragments[:frames]
+    frame_of_slot = np.repeat(np.arange(frames), fragments)
+    position = np.arange(slots_used) - np.repeat(ends[:frames] - fragments, fragments)
+    remaining = batch.lengths[frame_of_slot] - position * capacity
+    frag_lengths = np.minimum(remaining, capacity).astype(np.int64)
+    last_in_frame = position == fragments[frame_of_slot] - 1
+    flags = np.where(last_in_frame, 0, _NEXT).astype(np.uint16)
+    return frames, frag_lengths, flags
+
+
 def produce(
     ring: RingView,
     regions: Sequence[Region],
@@ -303,12 +342,19 @@ def produce(
     available: int,
     batch: PacketBatch,
     capacity: int,
+    *,
+    owned: OwnedBuffers | None = None,
 ) -> tuple[int, int]:
     """Write as many whole frames of `batch` as fit in `available` slots from `start`.
 
     Frames longer than `capacity` are chained over consecutive slots (NEXT on every slot
     but the last). Flags are assigned on every slot, never OR-ed. The caller publishes
     the index; this only fills descriptors and buffers.
+
+    With `owned` (a client filling its C2S ring) region and offset are rewritten from
+    the client's own layout and the data goes straight into its buffer rows, so a peer
+    that scribbled on the descriptors cannot redirect the writes. Otherwise (a server
+    filling buffers the client posted) every descriptor is bounds-checked first.
 
     Returns:
         (frames written, slots used).
@@ -319,24 +365,19 @@ def produce(
     available = min(available, ring.size)
     if not len(batch) or available <= 0 or capacity <= 0:
         return 0, 0
-    fragments = np.maximum(1, -(-batch.lengths // capacity))
-    ends = np.cumsum(fragments)
-    frames = int(np.searchsorted(ends, available, side="right"))
+    frames, frag_lengths, flags = _fragment_plan(batch, available, capacity)
     if frames == 0:
         return 0, 0
-    slots_used = int(ends[frames - 1])
-    fragments = fragments[:frames]
-    frame_of_slot = np.repeat(np.arange(frames), fragments)
-    position = np.arange(slots_used) - np.repeat(ends[:frames] - fragments, fragments)
-    remaining = batch.lengths[frame_of_slot] - position * capacity
-    frag_lengths = np.minimum(remaining, capacity).astype(np.int64)
-    last_in_frame = position == fragments[frame_of_slot] - 1
+    slots_used = int(frag_lengths.size)
+    source = batch.data[: int(frag_lengths.sum())]
+    if owned is not None and owned.rows is not None:
+        _produce_into_own_buffers(ring, owned, start, frag_lengths, flags, source)
+        return frames, slots_used
     slots = (start + np.arange(slots_used)) & ring.mask
     region_ids = ring.region_column[slots].astype(np.int64)
     offsets = ring.offset_column[slots].astype(np.int64)
     if not np.all(_valid_fragments(regions, region_ids, offsets, np.maximum(frag_lengths, 1))):
         raise RingError("a transmit slot points outside the announced regions")
-    source = batch.data[: int(frag_lengths.sum())]
     if np.all(region_ids == region_ids[0]):
         area = regions[int(region_ids[0])].array
         begin = 0
@@ -351,8 +392,42 @@ def produce(
             picked = source[_byte_index(source_starts[sel], frag_lengths[sel])]
             scatter(regions[int(r)].array, offsets[sel], frag_lengths[sel], picked)
     ring.length_column[slots] = frag_lengths
-    ring.flags_column[slots] = np.where(last_in_frame, 0, _NEXT)
+    ring.flags_column[slots] = flags
     return frames, slots_used
+
+
+def _produce_into_own_buffers(
+    ring: RingView, owned: OwnedBuffers, start: int, lengths: I64, flags: U16, source: U8
+) -> None:
+    """Client TX: descriptors and data by slices of the client's own buffer rows."""
+    assert owned.rows is not None
+    begin = 0
+    for first, last, run in _slot_runs(start, int(lengths.size), ring.size):
+        run_lengths = lengths[run]
+        end = begin + int(run_lengths.sum())
+        width = int(run_lengths.max())
+        rows = owned.rows[first:last, :width]
+        if int(run_lengths.min()) == width:
+            rows[...] = source[begin:end].reshape(last - first, width)
+        else:
+            rows[np.arange(width) < run_lengths[:, None]] = source[begin:end]
+        begin = end
+        ring.region_column[first:last] = owned.region_ids[first:last]
+        ring.offset_column[first:last] = owned.offsets[first:last]
+        ring.length_column[first:last] = run_lengths
+        ring.flags_column[first:last] = flags[run]
+
+
+def _slot_runs(start: int, count: int, ring_size: int) -> list[tuple[int, int, slice]]:
+    """(first slot, end slot, window slice) of the non-wrapping parts of a slot window."""
+    return [
+        (
+            (start + run.start) & (ring_size - 1),
+            ((start + run.start) & (ring_size - 1)) + run.stop - run.start,
+            run,
+        )
+        for run in _wrap_runs(start, count, ring_size)
+    ]
 
 
 def consume(
