@@ -440,10 +440,7 @@ class MemifProtocol:
 
     def _fail(self, reason: str) -> Disconnected:
         reason = wire.truncate_reason(reason)
-        self._queue.clear()
-        self._ready = [
-            item for item in self._ready if wire.message_type_of(item[0]) == MessageType.HELLO
-        ]
+        self._queue.clear()  # what lockstep had not released yet is never sent
         self._ready.append((wire.Disconnect(reason=reason).pack(), ()))
         self._close(reason, by_peer=False)
         return Disconnected(reason, by_peer=False)

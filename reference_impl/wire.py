@@ -138,6 +138,8 @@ def encode_cstring(text: str, size: int, *, require_nul: bool = True) -> bytes:
             `require_nul` is False, which the illegal-message escape hatch uses).
     """
     raw = text.encode("utf-8", "surrogateescape")
+    if require_nul and b"\0" in raw:
+        raise WireError(f"string {text!r} holds a NUL; the peer would read it shorter")
     limit = size - 1 if require_nul else size
     if len(raw) > limit:
         raise WireError(f"string of {len(raw)} bytes does not fit a {size}-byte field")
@@ -323,5 +325,8 @@ def unpack(datagram: bytes) -> Message:
 
 def truncate_reason(reason: str) -> str:
     """Cut a disconnect reason so that it fits the 96-byte field with its NUL."""
-    raw = reason.encode("utf-8", "surrogateescape")[: REASON_SIZE - 1]
-    return raw.decode("utf-8", "ignore")
+    try:
+        raw = reason.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = reason.encode("utf-8", "replace")
+    return raw.replace(b"\0", b" ")[: REASON_SIZE - 1].decode("utf-8", "surrogateescape")
