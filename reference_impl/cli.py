@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_REFUSED = 2
 EXIT_TIMEOUT = 3
+STATUS_INTERVAL = 0.2  # seconds between status-file updates
 
 DEFAULT_MACS = {"server": "02:fe:00:00:00:01", "client": "02:fe:00:00:00:02"}
 DEFAULT_IPS = {"server": frames.DEFAULT_SERVER_IP, "client": frames.DEFAULT_CLIENT_IP}
@@ -70,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="overall bound, seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON object at exit")
+    parser.add_argument(
+        "--status", help="keep this file updated with link state and counters (JSON)"
+    )
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("responder", help="answer ARP and ICMP echo requests")
     ping = sub.add_parser("ping", help="send ICMP echo requests and count replies")
@@ -90,9 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
 class _Driver:
     """Adapts either endpoint to the actions' LinkDriver."""
 
-    def __init__(self, ep: endpoint.ServerEndpoint | endpoint.ClientEndpoint, if_id: int) -> None:
+    def __init__(
+        self,
+        ep: endpoint.ServerEndpoint | endpoint.ClientEndpoint,
+        if_id: int,
+        status_path: str | None = None,
+    ) -> None:
         self.endpoint = ep
         self.if_id = if_id
+        self.status_path = status_path
+        self._next_status = 0.0
         self.was_up = False
         self.refusals: list[str] = []
         self.disconnect: protocol.Disconnected | None = None
@@ -133,7 +145,29 @@ class _Driver:
             "peer_if_name": session.protocol.peer_if_name if session else None,
         }
 
+    def write_status(self, *, force: bool = False) -> None:
+        """Publish link state and counters to the status file (atomically, throttled)."""
+        now = time.monotonic()
+        if self.status_path is None or (now < self._next_status and not force):
+            return
+        self._next_status = now + STATUS_INTERVAL
+        link = self.current_link()
+        counted = link or self.last_link
+        status = {
+            "link_up": link is not None,
+            "was_up": self.was_up,
+            "counters": counted.counters.as_dict() if counted else None,
+            "disconnect_reason": self.disconnect.reason if self.disconnect else None,
+            "refusals": self.refusals,
+            **self.link_facts,
+        }
+        temporary = f"{self.status_path}.tmp"
+        with open(temporary, "w") as stream:
+            json.dump(status, stream)
+        os.replace(temporary, self.status_path)
+
     def service(self, timeout: float) -> None:
+        self.write_status()
         for session, event in self.endpoint.service(timeout):
             if isinstance(event, protocol.Disconnected):
                 if not session.protocol.was_connected:
@@ -218,7 +252,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     config = _config(args)
     addresses = _addresses(args)
     ep = _make_endpoint(args, config)
-    driver = _Driver(ep, config.id)
+    driver = _Driver(ep, config.id, args.status)
     code = EXIT_ERROR
     try:
         if isinstance(ep, endpoint.ClientEndpoint):
@@ -251,6 +285,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         report["disconnect_reason"] = reason
         report["disconnected_by_peer"] = driver.disconnect.by_peer if driver.disconnect else None
         report["refusals"] = driver.refusals
+        driver.write_status(force=True)
     report["exit_code"] = code
     return code, report
 

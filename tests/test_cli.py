@@ -147,3 +147,20 @@ def test_usage_error_exits_1_not_2(sock: Path) -> None:
     )
     assert result.returncode == 1
     assert "--count" in result.stderr
+
+
+def test_status_file_tracks_the_link(sock: Path) -> None:
+    status = sock.parent / "status.json"
+    server = start("server", "--socket", str(sock), "--timeout", "15", "--status", str(status),
+                   "--json", "responder")  # fmt: skip
+    wait_for(status)
+    assert json.loads(status.read_text())["link_up"] is False
+    code, _, err = finish(
+        start("client", "--socket", str(sock), "--timeout", "15", "--json", "ping", "--count", "3")
+    )
+    assert code == 0, err
+    finish(server)
+    final = json.loads(status.read_text())
+    assert final["was_up"] is True
+    assert final["counters"]["rx_frames"] >= 3
+    assert final["disconnect_reason"] == "Device closed"
