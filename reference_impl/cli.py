@@ -257,10 +257,14 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     try:
         if isinstance(ep, endpoint.ClientEndpoint):
             _connect_client(ep, deadline)
+            _notice(f"connected to {args.socket}")
+        else:
+            _notice(f"listening on {args.socket}")
         failed = _wait_for_link(driver, deadline, isinstance(ep, endpoint.ClientEndpoint))
         if failed is not None:
             code = failed
         else:
+            _notice(f"link up: peer {driver.link_facts['peer_name']!r}")
             result = _run_action(args, driver, addresses, deadline)
             report["result"] = dataclasses_asdict(result)
             if result.ok:
@@ -288,6 +292,11 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         driver.write_status(force=True)
     report["exit_code"] = code
     return code, report
+
+
+def _notice(text: str) -> None:
+    """A progress line on stderr (stdout is kept for the one JSON object)."""
+    print(f"memif-ref: {text}", file=sys.stderr, flush=True)
 
 
 def dataclasses_asdict(result: actions.ActionResult) -> dict[str, Any]:
