@@ -1,0 +1,1 @@
+"""Topology: run labels, network namespaces/veth/TAP, NUMA placement, and reaping of leftovers."""
