@@ -35,6 +35,9 @@ if ! grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
     mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || log "could not mount hugetlbfs"
 fi
 
+# Docker engine (no bridge, no iptables) and debootstrap, for peers in containers.
+bash ci/docker.sh
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     log "creating .venv with $($python --version)"
@@ -43,3 +46,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
 log "python deps installed in .venv"
+
+# Container images built from Debian packages (cached by recipe hash after the first run).
+.venv/bin/memif-harness images build

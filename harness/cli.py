@@ -1,4 +1,4 @@
-"""memif-harness command line: the smoke job against real peers, and a host check."""
+"""memif-harness command line: smoke job, host check, image builds and reaping of dead runs."""
 
 from __future__ import annotations
 
@@ -9,21 +9,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import smoke
+from harness import doctor, smoke
 from harness.peers import testpmd
 
 
-def _doctor() -> int:
-    """Report what this host offers the harness; exit 1 if testpmd is missing."""
-    binary = shutil.which("dpdk-testpmd")
-    print(f"dpdk-testpmd: {binary or 'MISSING (apt-get install dpdk-dev)'}")
-    if binary:
-        print(f"DPDK version: {testpmd.version(binary)}")
-    mounts = testpmd.hugetlbfs_mounts()
-    pages = Path("/proc/sys/vm/nr_hugepages").read_text().strip()
-    print(f"hugepages: {pages} configured; hugetlbfs mounts: {[str(m) for m in mounts] or 'none'}")
-    print(f"zero-copy capable (free hugepages): {testpmd.hugepages_available()}")
-    return 0 if binary else 1
+def _doctor(args: argparse.Namespace) -> int:
+    """Report what this host offers; exit 1 if testpmd (needed for everything) is missing."""
+    capabilities = doctor.check(args.vpp_bin, args.vpp_image)
+    if args.json:
+        print(json.dumps(doctor.as_json(capabilities), indent=2))
+    else:
+        print(doctor.render(capabilities))
+    return 0 if capabilities[0].available else 1
 
 
 def _smoke(args: argparse.Namespace) -> int:
@@ -32,7 +29,7 @@ def _smoke(args: argparse.Namespace) -> int:
         print("memif-harness: dpdk-testpmd not found (run ci/setup.sh)", file=sys.stderr)
         return 1
     print(
-        f"reference vs {testpmd.version(binary)} (testpmd on CPU {smoke.TESTPMD_CPU}, "
+        f"reference vs DPDK {testpmd.version(binary)} (testpmd on CPU {smoke.TESTPMD_CPU}, "
         f"memif-ref on CPU {smoke.REFERENCE_CPU})"
     )
     outcomes = smoke.run_smoke(binary)
@@ -49,6 +46,20 @@ def _smoke(args: argparse.Namespace) -> int:
     return 0 if passed == len(outcomes) else 1
 
 
+def _images(args: argparse.Namespace) -> int:
+    from harness.runtime import images
+
+    return images.main(["--force"] if args.force else [])
+
+
+def _reap(args: argparse.Namespace) -> int:
+    from harness.topology import reap
+
+    report = reap.reap(grace_seconds=args.grace, dry_run=args.dry_run)
+    print(report.summary())
+    return 1 if report.errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The memif-harness argument parser."""
     parser = argparse.ArgumentParser(prog="memif-harness", description=__doc__)
@@ -56,16 +67,31 @@ def build_parser() -> argparse.ArgumentParser:
     smoke_parser = sub.add_parser("smoke", help="reference vs real testpmd, both roles")
     smoke_parser.add_argument("--testpmd", help="dpdk-testpmd binary (default: on PATH)")
     smoke_parser.add_argument("--json", help="also write the outcomes to this file")
-    sub.add_parser("doctor", help="what this host offers: testpmd, hugepages")
+    smoke_parser.set_defaults(handler=_smoke)
+    doctor_parser = sub.add_parser("doctor", help="what this host and each peer can do")
+    doctor_parser.add_argument("--json", action="store_true")
+    doctor_parser.add_argument("--vpp-bin", help="a vpp binary to use")
+    doctor_parser.add_argument("--vpp-image", help="a container image with VPP")
+    doctor_parser.set_defaults(handler=_doctor)
+    images_parser = sub.add_parser("images", help="container images built from Debian packages")
+    images_sub = images_parser.add_subparsers(dest="images_command", required=True)
+    build = images_sub.add_parser("build", help="build (or reuse, by recipe hash) the images")
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.set_defaults(handler=_images)
+    reap_parser = sub.add_parser("reap", help="remove leftovers of dead runs")
+    reap_parser.add_argument("--dry-run", action="store_true", help="only list what would go")
+    reap_parser.add_argument(
+        "--grace", type=float, default=600.0, help="age (s) before unregistered objects go"
+    )
+    reap_parser.set_defaults(handler=_reap)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `memif-harness`."""
     args = build_parser().parse_args(argv)
-    if args.command == "doctor":
-        return _doctor()
-    return _smoke(args)
+    code: int = args.handler(args)
+    return code
 
 
 if __name__ == "__main__":

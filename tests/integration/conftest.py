@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.peers.testpmd import TestpmdConfig, TestpmdMemifPort, TestpmdProcess
+from harness.topology.labels import RunLabel
 
 TESTPMD_CPU = 0
 REFERENCE_CPU = 1
@@ -34,10 +34,9 @@ def testpmd_binary() -> str:
 
 
 @pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    """A short private directory for memif sockets (sun_path holds 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="memif-it-"))
-    os.chmod(path, 0o700)
+def socket_dir(run_label: RunLabel) -> Iterator[Path]:
+    """A short private (0700) run-labelled directory for memif sockets."""
+    path = run_label.make_socket_dir("it")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -50,11 +49,12 @@ class TestpmdFactory:
 
     binary: str
     log_dir: Path
+    label: RunLabel
     started: list[TestpmdProcess]
 
     def start(self, *ports: TestpmdMemifPort, **options: Any) -> TestpmdProcess:
         """Start testpmd (pinned to TESTPMD_CPU) with the given memif ports."""
-        prefix = f"it-{uuid.uuid4().hex[:12]}"
+        prefix = self.label.dpdk_prefix(f"it{uuid.uuid4().hex[:10]}")
         config = TestpmdConfig(ports=ports, file_prefix=prefix, cpu=TESTPMD_CPU, **options)
         process = TestpmdProcess(config, self.log_dir / f"{prefix}.log", binary=self.binary)
         self.started.append(process)
@@ -62,9 +62,9 @@ class TestpmdFactory:
 
 
 @pytest.fixture
-def testpmd(testpmd_binary: str, tmp_path: Path) -> Iterator[TestpmdFactory]:
+def testpmd(testpmd_binary: str, tmp_path: Path, run_label: RunLabel) -> Iterator[TestpmdFactory]:
     """Factory for testpmd processes, all stopped (and their files removed) at teardown."""
-    factory = TestpmdFactory(testpmd_binary, tmp_path, [])
+    factory = TestpmdFactory(testpmd_binary, tmp_path, run_label, [])
     yield factory
     for process in factory.started:
         process.stop()

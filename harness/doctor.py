@@ -1,0 +1,149 @@
+"""What this host and each peer can do for the harness, and how to get what is missing."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+from harness.peers import testpmd
+from harness.peers.vpp import find_vpp
+from harness.runtime.docker import DockerError, engine_client
+from harness.runtime.images import default_recipes, image_exists
+from harness.topology import numa
+
+
+@dataclasses.dataclass(frozen=True)
+class Capability:
+    """One thing the harness may need: whether it is here, what it is, how to get it."""
+
+    name: str
+    available: bool
+    detail: str
+    how_to_get: str = ""
+
+
+def _testpmd() -> Capability:
+    binary = shutil.which("dpdk-testpmd")
+    if binary is None:
+        return Capability(
+            "dpdk-testpmd", False, "not on PATH", "apt-get install dpdk-dev (or bash ci/setup.sh)"
+        )
+    return Capability("dpdk-testpmd", True, f"DPDK {testpmd.version(binary)} at {binary}")
+
+
+def _docker() -> list[Capability]:
+    try:
+        client = engine_client(timeout=5)
+    except DockerError as exc:
+        return [
+            Capability("docker-engine", False, str(exc).splitlines()[0], "bash ci/docker.sh"),
+            Capability("images", False, "no engine", "bash ci/docker.sh, then images build"),
+        ]
+    version = client.version().get("Version", "?")
+    try:
+        recipes = default_recipes()
+        tags = [recipe.tag for recipe in recipes]
+        missing = [tag for tag in tags if not image_exists(client, tag)]
+    except Exception as exc:  # a broken recipe must not hide the rest of the report
+        return [
+            Capability("docker-engine", True, f"Docker {version}"),
+            Capability("images", False, f"cannot compute recipes: {exc}", ""),
+        ]
+    return [
+        Capability("docker-engine", True, f"Docker {version}"),
+        Capability(
+            "images",
+            not missing,
+            "all built" if not missing else f"missing: {', '.join(missing)}",
+            "" if not missing else "memif-harness images build",
+        ),
+    ]
+
+
+def _hugepages() -> Capability:
+    mounts = testpmd.hugetlbfs_mounts()
+    free = testpmd.hugepages_available()
+    detail = f"nr_hugepages={Path('/proc/sys/vm/nr_hugepages').read_text().strip()}, "
+    detail += f"hugetlbfs at {', '.join(map(str, mounts)) or 'nowhere'}"
+    return Capability(
+        "hugepages (zero-copy)",
+        free,
+        detail,
+        ""
+        if free
+        else "echo 512 > /proc/sys/vm/nr_hugepages; mount -t hugetlbfs nodev "
+        "/dev/hugepages (ci/setup.sh does both)",
+    )
+
+
+def _numa() -> Capability:
+    host = numa.read_host_topology()
+    nodes = len(host.nodes)
+    return Capability(
+        "numa-nodes (cross-node cases)",
+        nodes >= 2,
+        f"{nodes} node(s): {host.describe()}",
+        "" if nodes >= 2 else "needs a host with two or more NUMA nodes",
+    )
+
+
+def _kernel() -> list[Capability]:
+    memfd = hasattr(os, "memfd_create")
+    tun = Path("/dev/net/tun").exists()
+    netns = Path("/proc/self/ns/net").exists() and os.geteuid() == 0
+    return [
+        Capability("memfd + sealing", memfd, f"kernel {platform.release()}"),
+        Capability("network namespaces (root)", netns, f"euid {os.geteuid()}", "run as root"),
+        Capability("TAP (/dev/net/tun)", tun, "/dev/net/tun", "modprobe tun"),
+    ]
+
+
+def _vpp(vpp_bin: str | None, vpp_image: str | None) -> Capability:
+    found = find_vpp(vpp_bin, vpp_image)
+    if found.available:
+        return Capability("vpp", True, str(found))
+    return Capability(
+        "vpp",
+        False,
+        f"not available: {found.reason}",
+        "install VPP from fd.io packages, or pass --vpp-bin PATH / --vpp-image IMAGE",
+    )
+
+
+def check(vpp_bin: str | None = None, vpp_image: str | None = None) -> list[Capability]:
+    """Probe everything once."""
+    return [
+        _testpmd(),
+        *_docker(),
+        _vpp(vpp_bin, vpp_image),
+        _hugepages(),
+        _numa(),
+        Capability(
+            "cpus",
+            (os.cpu_count() or 1) >= 2,
+            f"{os.cpu_count()} online",
+            "two polling peers need two CPUs",
+        ),
+        *_kernel(),
+    ]
+
+
+def as_json(capabilities: list[Capability]) -> list[dict[str, Any]]:
+    """JSON-ready list."""
+    return [dataclasses.asdict(capability) for capability in capabilities]
+
+
+def render(capabilities: list[Capability]) -> str:
+    """One line per capability, with the way to get each missing one."""
+    lines = []
+    for capability in capabilities:
+        mark = "ok " if capability.available else "-- "
+        line = f"{mark} {capability.name}: {capability.detail}"
+        if not capability.available and capability.how_to_get:
+            line += f"\n      how to get it: {capability.how_to_get}"
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""The one Peer interface every memif implementation adapter provides, and what it reports.
+
+A peer is *what* runs (reference, testpmd, vpp, external); where it runs is its
+runtime's business. Scenarios see only this interface: start as server or client with a
+`MemifSpec`, wait for the link, read status and counters, and stop — whatever happened.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Self
+
+from harness.peers.reasons import DisconnectReason
+
+
+class Role(enum.StrEnum):
+    """memif role in the harness's words (VPP/libmemif: master/slave)."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class Activity(enum.StrEnum):
+    """What a peer does with the link once it is up."""
+
+    ECHO = "echo"  # answer ARP and ICMP echo (testpmd icmpecho, memif-ref responder)
+    SINK = "sink"  # count what arrives (testpmd rxonly)
+    SOURCE = "source"  # transmit as fast as it can (testpmd txonly)
+    FORWARD = "forward"  # send back what arrives (testpmd io / macswap)
+    IDLE = "idle"  # hold the link up and do nothing
+
+
+@dataclasses.dataclass(frozen=True)
+class MemifSpec:
+    """Everything a scenario asks of one memif interface, in implementation-neutral words."""
+
+    role: Role
+    socket_path: str
+    abstract: bool = False
+    interface_id: int = 0
+    secret: str | None = None
+    log2_ring_size: int = 10
+    buffer_size: int = 2048
+    queues: int = 1
+    zero_copy: bool = False
+    activity: Activity = Activity.IDLE
+    frame_size: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.socket_path:
+            raise ValueError("socket_path must not be empty")
+        if not 1 <= self.log2_ring_size <= 14:
+            raise ValueError(f"log2_ring_size {self.log2_ring_size} not in 1..14")
+        if self.buffer_size <= 0 or self.queues <= 0:
+            raise ValueError("buffer_size and queues must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerCounters:
+    """Frames and bytes one peer saw on its memif interface."""
+
+    rx_frames: int = 0
+    rx_bytes: int = 0
+    tx_frames: int = 0
+    tx_bytes: int = 0
+    rx_errors: int = 0
+    tx_errors: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerStatus:
+    """A snapshot of a peer: link, counters, and why it last disconnected."""
+
+    link_up: bool
+    counters: PeerCounters
+    disconnect: DisconnectReason | None = None
+    disconnect_text: str | None = None
+    running: bool = True
+
+
+class PeerError(RuntimeError):
+    """The harness could not run the peer (infrastructure, not a conformance verdict).
+
+    Attributes:
+        log_tail: the end of the peer's log, attached so the report can show it.
+    """
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        self.log_tail = log_tail
+        super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
+
+
+class PeerCrashed(PeerError):
+    """The peer process died by a signal it was not sent: a FAIL of the peer, with its log."""
+
+
+class Peer(abc.ABC):
+    """A memif implementation under the harness's control."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, spec: MemifSpec, workdir: Path, *, cpu: int | None = None) -> None:
+        """Prepare (not start) a peer.
+
+        Args:
+            spec: the interface to create.
+            workdir: private directory for logs and config files.
+            cpu: CPU to pin the peer's polling threads to, if any.
+        """
+        self.spec = spec
+        self.workdir = workdir
+        self.cpu = cpu
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the peer; raises PeerError (with log tail) if it does not come up."""
+
+    @abc.abstractmethod
+    def wait_for_link(self, timeout: float) -> bool:
+        """Poll until the memif link is up; False after `timeout` seconds."""
+
+    @abc.abstractmethod
+    def status(self) -> PeerStatus:
+        """Link state, counters and the last disconnect reason, right now."""
+
+    @abc.abstractmethod
+    def logs(self) -> str:
+        """Everything the peer printed so far."""
+
+    @abc.abstractmethod
+    def version(self) -> str:
+        """The implementation's version string."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop the peer and remove what it created; safe to call twice."""
+
+    @property
+    @abc.abstractmethod
+    def crashed(self) -> bool:
+        """Whether the peer died by a signal nobody sent it."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

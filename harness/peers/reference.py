@@ -1,0 +1,133 @@
+"""The reference implementation (memif-ref) as a harness peer, run as a local process.
+
+memif-ref keeps a status file (link state, counters, disconnect reason) that this
+adapter reads; its activity maps to a memif-ref action, always bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.peers.base import Activity, MemifSpec, Peer, PeerCounters, PeerError, PeerStatus
+from harness.peers.reasons import normalise
+from harness.runtime.local import LocalProcess, ProcessError
+
+LIFETIME = 600.0  # seconds; memif-ref stops by itself after this whatever happens
+_POLL = 0.02
+
+
+def memif_ref_argv(spec: MemifSpec, status_path: Path, lifetime: float = LIFETIME) -> list[str]:
+    """The memif-ref command line for a spec (memif-ref's own CLI contract)."""
+    argv = [
+        sys.executable, "-m", "reference_impl.cli", spec.role.value,
+        "--socket", spec.socket_path,
+        "--id", str(spec.interface_id),
+        "--rsize", str(spec.log2_ring_size),
+        "--bsize", str(spec.buffer_size),
+        "--queues", str(spec.queues),
+        "--timeout", str(lifetime),
+        "--status", str(status_path),
+        "--json",
+    ]  # fmt: skip
+    if spec.abstract:
+        argv.append("--abstract")
+    if spec.secret:
+        argv += ["--secret", spec.secret]
+    if spec.zero_copy:
+        raise PeerError("the reference has no zero-copy mode yet")
+    action = {
+        Activity.ECHO: ["responder"],
+        Activity.IDLE: ["responder"],
+        Activity.SINK: ["sink"],
+        Activity.SOURCE: ["source", "--count", str(10**12), "--size", str(spec.frame_size)],
+    }.get(spec.activity)
+    if action is None:
+        raise PeerError(f"memif-ref cannot {spec.activity.value}")
+    return argv + action
+
+
+class ReferencePeer(Peer):
+    """memif-ref in a local process."""
+
+    kind = "reference"
+
+    def __init__(self, spec: MemifSpec, workdir: Path, *, cpu: int | None = None) -> None:
+        super().__init__(spec, workdir, cpu=cpu)
+        self.status_path = workdir / f"reference-{spec.role.value}.status.json"
+        self.process: LocalProcess | None = None
+
+    def start(self) -> None:
+        """Start memif-ref; a server is ready once its socket exists, a client at once."""
+        argv = memif_ref_argv(self.spec, self.status_path)
+        log = self.workdir / f"reference-{self.spec.role.value}.log"
+        try:
+            self.process = LocalProcess(argv, log, cpu=self.cpu)
+            self.process.wait_for(self.status_path.exists, 15.0, "a status file")
+        except ProcessError as exc:
+            raise PeerError("memif-ref did not start", str(exc)) from exc
+
+    def _status(self) -> dict[str, Any]:
+        try:
+            loaded: dict[str, Any] = json.loads(self.status_path.read_text())
+            return loaded
+        except (OSError, ValueError):
+            return {}
+
+    def wait_for_link(self, timeout: float) -> bool:
+        """Poll the status file until the link is up."""
+        deadline = time.monotonic() + timeout
+        while not self._status().get("link_up"):
+            if time.monotonic() > deadline or (
+                self.process and self.process.returncode is not None
+            ):
+                return False
+            time.sleep(_POLL)
+        return True
+
+    def status(self) -> PeerStatus:
+        """What memif-ref last published."""
+        raw = self._status()
+        counters = raw.get("counters") or {}
+        text = raw.get("disconnect_reason") or ((raw.get("refusals") or [None])[-1])
+        return PeerStatus(
+            link_up=bool(raw.get("link_up")),
+            counters=PeerCounters(
+                rx_frames=counters.get("rx_frames", 0),
+                rx_bytes=counters.get("rx_bytes", 0),
+                tx_frames=counters.get("tx_frames", 0),
+                tx_bytes=counters.get("tx_bytes", 0),
+                rx_errors=counters.get("rx_errors", 0),
+                tx_errors=counters.get("tx_errors", 0),
+            ),
+            disconnect=normalise(text) if text else None,
+            disconnect_text=text,
+            running=self.process is not None and self.process.returncode is None,
+        )
+
+    def logs(self) -> str:
+        """memif-ref's output so far."""
+        return self.process.log_text() if self.process else ""
+
+    def version(self) -> str:
+        """The package version of the reference implementation."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"memif-ref {version('memif-harness')}"
+        except PackageNotFoundError:
+            return "memif-ref (not installed)"
+
+    def stop(self) -> None:
+        """Stop memif-ref (it sends DISCONNECT on SIGTERM) and remove its status file."""
+        if self.process is not None:
+            self.process.stop()
+        self.status_path.unlink(missing_ok=True)
+
+    @property
+    def crashed(self) -> bool:
+        """Whether memif-ref died by a signal nobody sent."""
+        return self.process is not None and self.process.crashed

@@ -1,0 +1,1 @@
+"""Where a peer runs: local processes, Docker containers (docker SDK) and their image builds."""

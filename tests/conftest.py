@@ -1,0 +1,44 @@
+"""Session-wide test fixtures: one labelled harness run, and a clean host at the end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from harness.topology import labels, reap
+
+
+def _child_processes() -> list[str]:
+    """Command lines of this process's live descendants (zombies excluded)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat_file:
+                fields = stat_file.read().rsplit(")", 1)[1].split()
+            if fields[0] == "Z" or int(fields[1]) != os.getpid():
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as cmd_file:
+                found.append(cmd_file.read().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.fixture(scope="session")
+def run_label() -> Iterator[labels.RunLabel]:
+    """The labelled, registered run every test's peers and files belong to.
+
+    At the end of the session nothing labelled with it may remain: no namespace, link,
+    socket directory, DPDK runtime directory, hugepage file or container, and no child
+    process of the test session.
+    """
+    with labels.registered_run() as label:
+        yield label
+        left = reap.leftovers(only_runs={label.run_id})
+        children = [c for c in _child_processes() if "dpdk-testpmd" in c or "memif" in c]
+        assert not left, f"the test session left labelled objects behind: {left}"
+        assert not children, f"the test session left processes behind: {children}"
