@@ -20,6 +20,7 @@ _SERVICE_EVERY = 64  # bursts between control-socket checks while polling
 _BUSY_POLL = 0.01  # seconds of busy polling after the last progress before backing off
 _IDLE_WAIT = 0.0005  # seconds to wait on the control socket per burst once idle
 _BURST = 256
+_DRAIN_WAIT = 2.0  # seconds a source waits for the peer to consume its last frames
 
 
 class LinkDriver(Protocol):
@@ -249,12 +250,29 @@ def source(
         sent += went
         progressed = went > 0
     elapsed = time.monotonic() - started
+    drained = _drain(driver, min(deadline, time.monotonic() + _DRAIN_WAIT))
     if sent >= count:
         loop.stopped_by = "count"
-    facts: dict[str, Any] = {"sent": sent}
+    facts: dict[str, Any] = {"sent": sent, "drained": drained}
     if elapsed > 0:
         facts["tx_pps"] = sent / elapsed
     return ActionResult(sent >= count, loop.stopped_by, facts)
+
+
+def _drain(driver: LinkDriver, until: float) -> bool:
+    """Wait (bounded) until the peer consumed everything we put on our TX rings.
+
+    Disconnecting with frames still on the ring makes the peer unmap memory its
+    datapath may be reading; giving it the time to finish is what a careful sender does.
+    """
+    while time.monotonic() < until:
+        link = driver.current_link()
+        if link is None:
+            return False
+        if link.tx_in_flight() == 0:
+            return True
+        driver.service(0.0005)
+    return False
 
 
 __all__ = ["ActionResult", "Addresses", "LinkDriver", "ping", "respond", "sink", "source"]

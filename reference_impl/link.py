@@ -115,6 +115,16 @@ class Link:
             raise RingError(f"client posted {posted} buffers on a ring of {q.view.size}")
         return posted
 
+    def tx_in_flight(self) -> int:
+        """Slots filled on our TX rings that the peer has not consumed yet (all queues)."""
+        if self.error is not None:
+            return 0
+        if self.role is Role.CLIENT:
+            return sum((q.cursor - q.view.tail) & _INDEX_MASK for q in self.tx)
+        # Server TX: filled slots are the client's until it moves head past them again;
+        # the server cannot see consumption, so nothing is pending from its side.
+        return 0
+
     def transmit(self, batch: PacketBatch, queue: int = 0) -> int:
         """Send as many whole frames of `batch` as fit; returns how many went.
 

@@ -30,15 +30,26 @@ def _child_processes() -> list[str]:
 
 @pytest.fixture(scope="session")
 def run_label() -> Iterator[labels.RunLabel]:
-    """The labelled, registered run every test's peers and files belong to.
-
-    At the end of the session nothing labelled with it may remain: no namespace, link,
-    socket directory, DPDK runtime directory, hugepage file or container, and no child
-    process of the test session.
-    """
+    """The labelled, registered run the integration tests' peers and files belong to."""
     with labels.registered_run() as label:
         yield label
-        left = reap.leftovers(only_runs={label.run_id})
-        children = [c for c in _child_processes() if "dpdk-testpmd" in c or "memif" in c]
-        assert not left, f"the test session left labelled objects behind: {left}"
-        assert not children, f"the test session left processes behind: {children}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_host_after_the_suite() -> Iterator[None]:
+    """After the whole session nothing labelled that the session made may remain.
+
+    Checked: namespaces, links, socket directories, DPDK runtime directories, hugepage
+    files and containers of every run that is not live (another live harness run on the
+    host keeps its objects), plus any testpmd or memif child process of this session.
+    """
+    before = {str(item) for item in reap.leftovers()}
+    yield
+    left = [
+        item
+        for item in reap.leftovers()
+        if str(item) not in before and labels.run_state(item.run_id) is not labels.RunState.LIVE
+    ]
+    children = [c for c in _child_processes() if "dpdk-testpmd" in c or "memif" in c]
+    assert not left, f"the test session left labelled objects behind: {left}"
+    assert not children, f"the test session left processes behind: {children}"

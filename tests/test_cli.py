@@ -77,6 +77,7 @@ def test_source_to_sink_with_chains_and_queues(sock: Path) -> None:
     assert code == 0, err
     assert report["counters"]["tx_frames"] == 3000
     assert report["counters"]["tx_chained"] == 3000
+    assert report["result"]["drained"] is True  # the sink consumed every slot before we left
     server_code, server_report, err = finish(server)
     assert server_code == 0, err
     assert server_report["counters"]["rx_frames"] == 3000

@@ -68,7 +68,9 @@ def testpmd(testpmd_binary: str, tmp_path: Path, run_label: RunLabel) -> Iterato
     yield factory
     for process in factory.started:
         process.stop()
-        assert not process.crashed, f"testpmd crashed:\n{process.log_tail()}"
+        assert not process.crashed, (
+            f"testpmd crashed (exit {process.returncode}):\n{process.log_tail()}"
+        )
 
 
 class MemifRef:

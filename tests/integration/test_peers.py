@@ -85,7 +85,10 @@ def test_pairs_connect_and_pass_traffic(
     status = poll_status(server, lambda s: s.counters.rx_frames > 1000)
     assert status.link_up
     assert status.counters.rx_frames > 1000
-    assert status.counters.rx_bytes == 64 * status.counters.rx_frames
+    # testpmd reads its packet and byte counters one after the other while forwarding,
+    # so they may be a burst apart; both must still describe whole 64-byte frames.
+    assert status.counters.rx_bytes % 64 == 0
+    assert abs(status.counters.rx_bytes // 64 - status.counters.rx_frames) <= 64
 
 
 def test_external_adapter_runs_memif_ref_through_a_template(
