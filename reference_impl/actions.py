@@ -259,16 +259,20 @@ def source(
     return ActionResult(sent >= count, loop.stopped_by, facts)
 
 
-def _drain(driver: LinkDriver, until: float) -> bool:
+def _drain(driver: LinkDriver, until: float) -> bool | None:
     """Wait (bounded) until the peer consumed everything we put on our TX rings.
 
     Disconnecting with frames still on the ring makes the peer unmap memory its
     datapath may be reading; giving it the time to finish is what a careful sender does.
+
+    Returns:
+        True once nothing is in flight, False at the time limit, None if the peer
+        closed the link first (it may well have read everything: we cannot look).
     """
     while time.monotonic() < until:
         link = driver.current_link()
         if link is None:
-            return False
+            return None
         if link.tx_in_flight() == 0:
             return True
         driver.service(0.0005)

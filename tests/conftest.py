@@ -40,16 +40,12 @@ def clean_host_after_the_suite() -> Iterator[None]:
     """After the whole session nothing labelled that the session made may remain.
 
     Checked: namespaces, links, socket directories, DPDK runtime directories, hugepage
-    files and containers of every run that is not live (another live harness run on the
-    host keeps its objects), plus any testpmd or memif child process of this session.
+    files and containers of every run id this test process issued (other harness runs on
+    the same host are not ours to judge), plus any testpmd or memif child process.
     """
-    before = {str(item) for item in reap.leftovers()}
     yield
-    left = [
-        item
-        for item in reap.leftovers()
-        if str(item) not in before and labels.run_state(item.run_id) is not labels.RunState.LIVE
-    ]
+    ours = labels.issued_run_ids()
+    left = [item for item in reap.leftovers() if item.run_id in ours]
     children = [c for c in _child_processes() if "dpdk-testpmd" in c or "memif" in c]
     assert not left, f"the test session left labelled objects behind: {left}"
     assert not children, f"the test session left processes behind: {children}"

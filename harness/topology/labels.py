@@ -43,9 +43,19 @@ class LabelError(ValueError):
     """A run id, role or suffix does not fit the labelling scheme."""
 
 
+_ISSUED: set[str] = set()
+
+
 def new_run_id() -> str:
     """Return a fresh random run id (8 lowercase hex digits)."""
-    return secrets.token_hex(RUN_ID_LENGTH // 2)
+    run_id = secrets.token_hex(RUN_ID_LENGTH // 2)
+    _ISSUED.add(run_id)
+    return run_id
+
+
+def issued_run_ids() -> frozenset[str]:
+    """Every run id this process made (to check that it cleaned up after itself)."""
+    return frozenset(_ISSUED)
 
 
 def check_run_id(run_id: str) -> str:

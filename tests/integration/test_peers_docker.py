@@ -163,7 +163,10 @@ def test_container_pairs_connect_and_pass_traffic(
     status = poll_status(server, lambda s: s.counters.rx_frames > 1000)
     assert status.link_up
     assert status.counters.rx_frames > 1000, server.logs()[-2000:]
-    assert status.counters.rx_bytes == FRAME_SIZE * status.counters.rx_frames
+    # testpmd reads its packet and byte counters one after the other while forwarding, so
+    # they may be a burst apart; both must still describe whole frames.
+    assert status.counters.rx_bytes % FRAME_SIZE == 0
+    assert abs(status.counters.rx_bytes // FRAME_SIZE - status.counters.rx_frames) <= 64
     sent = poll_status(client, lambda s: s.counters.tx_frames > 0)
     assert sent.counters.tx_frames > 0, client.logs()[-2000:]
     assert server.version().startswith(("DPDK ", "memif-ref"))
@@ -235,8 +238,9 @@ def test_container_killed_by_a_signal_nobody_sent_is_a_crash(
 ) -> None:
     """Steps: start a testpmd server container; deliver SIGSEGV to its testpmd process
     (as a segfault would); ask for its status.
-    Verify: status() raises PeerCrashed with the log tail; crashed is True; a second
-    peer stopped by the harness (SIGTERM/SIGKILL or quit) is not a crash."""
+    Verify: status() raises PeerCrashed with the log tail; crashed is True, also after
+    the container is removed; a second peer stopped by signals the harness sends (SIGTERM
+    through the engine, SIGKILL) is not a crash."""
     peer = container_peers.testpmd(container_peers.spec(Role.SERVER, Activity.SINK), SERVER_CPU)
     container_peers.may_crash.append(peer)
     peer.start()
@@ -254,6 +258,8 @@ def test_container_killed_by_a_signal_nobody_sent_is_a_crash(
 
     other = container_peers.testpmd(container_peers.spec(Role.SERVER, Activity.SINK), CLIENT_CPU)
     other.start()
+    # SIGTERM through the engine and tini: testpmd quits cleanly (0), or dies by it, or
+    # ignores it at the prompt until the SIGKILL that follows; never a crash.
     other.process.stop(graceful=False, term_timeout=5.0)
-    assert other.process.returncode in (-signal.SIGTERM, -signal.SIGKILL)
+    assert other.process.returncode in (0, -signal.SIGTERM, -signal.SIGKILL)
     assert not other.crashed
