@@ -182,7 +182,7 @@ def test_source_reports_drained_when_the_peer_consumed_everything(sock: Path) ->
             "source",
             "--count",
             "5000",
-        )  # fmt: skip
+        )
     )
     assert code == 0, err
     assert report["result"]["drained"] is True
