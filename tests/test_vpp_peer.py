@@ -47,6 +47,9 @@ if mode == "fail":
     print("vlib_call_all_config_functions: unknown input `bogus'", flush=True)
     sys.exit(1)
 signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
+if mode == "no-socket":
+    while True:
+        time.sleep(0.05)
 api = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 api.bind(os.path.join(runtime_dir, "api.sock"))
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -142,6 +145,7 @@ def workdir(tmp_path: Path) -> Path:
 def make_peer(
     fake_bin: Path, workdir: Path, spec: MemifSpec, mode: str = "", **kwargs: object
 ) -> VppPeer:
+    kwargs.setdefault("startup_timeout", 10.0)
     return VppPeer(
         spec,
         workdir,
@@ -149,7 +153,6 @@ def make_peer(
         api_prefix="mh-test",
         env={"FAKE_VPP_MODE": mode, "PATH": "/usr/bin:/bin"},
         poll_interval=0.02,
-        startup_timeout=10.0,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -303,7 +306,7 @@ def test_packet_stream_rendering_and_validation() -> None:
         ({"src_port": 70000}, "src_port"),
     ):
         with pytest.raises(ValueError, match=match):
-            VppPacketStream("tx0", "memif1/2", **kwargs)  # type: ignore[arg-type]
+            VppPacketStream("tx0", "memif1/2", **kwargs)
     with pytest.raises(ValueError, match="stream name"):
         VppPacketStream("tx 0", "memif1/2")
 
@@ -482,6 +485,16 @@ def test_startup_failure_raises_with_the_log_tail(
     assert not (workdir / "vpp-server").exists()
     assert "unknown input `bogus'" in peer.logs()
     peer.stop()
+
+
+def test_startup_timeout_is_not_a_crash(fake_bin: Path, workdir: Path, tmp_path: Path) -> None:
+    peer = make_peer(
+        fake_bin, workdir, server_spec(tmp_path), mode="no-socket", startup_timeout=0.5
+    )
+    with pytest.raises(PeerError, match=r"vpp did not start: vpp not ready within 0\.5 s"):
+        peer.start()
+    assert not peer.process.running and not peer.crashed
+    assert not (workdir / "vpp-server").exists()
 
 
 def test_rejected_command_stops_vpp(fake_bin: Path, workdir: Path, tmp_path: Path) -> None:
