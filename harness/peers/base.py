@@ -135,6 +135,15 @@ class Peer(abc.ABC):
     def version(self) -> str:
         """The implementation's version string."""
 
+    def quiesce(self) -> None:
+        """Stop moving traffic but keep the link up (before any peer of a pair stops).
+
+        DPDK 22.11's memif driver can crash when its peer disconnects while its
+        datapath is still polling the rings; pairs quiesce every peer before stopping
+        any. Peers with nothing to stop keep this default.
+        """
+        return None
+
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop the peer and remove what it created; safe to call twice."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import codecs
 import contextlib
 import enum
@@ -14,7 +15,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -727,17 +728,176 @@ def salient_lines(text: str, limit: int = 12) -> list[str]:
     return list(found)[:limit]
 
 
+# --------------------------------------------------------------------------- transports
+
+
+class TestpmdTransport(abc.ABC):
+    """Where one testpmd runs: start it, exchange text with its console, watch and end it.
+
+    TestpmdProcess drives the prompt through this and nothing else, so the same driver
+    serves a local process (PipeTransport) and a container (ContainerTransport in
+    harness.peers.testpmd_container). Exit statuses follow subprocess.Popen: negative when
+    the program was killed by that signal.
+    """
+
+    __test__ = False
+
+    @abc.abstractmethod
+    def start(self, argv: Sequence[str]) -> None:
+        """Start `argv` (no shell) with stdin kept open and stdout+stderr merged.
+
+        Raises:
+            TestpmdStartupError: It could not be started at all.
+        """
+
+    @abc.abstractmethod
+    def read(self, timeout: float) -> str | None:
+        """Output that is pending or arrives within `timeout` seconds (0: do not wait).
+
+        Returns:
+            The text ("" if nothing arrived in time), or None once the output has ended.
+        """
+
+    @abc.abstractmethod
+    def write(self, text: str) -> None:
+        """Write `text` to the program's stdin.
+
+        Raises:
+            BrokenPipeError: The program's stdin is closed (it exited).
+        """
+
+    @abc.abstractmethod
+    def poll(self) -> int | None:
+        """The exit status, or None while it runs."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to `timeout` seconds for the exit; the exit status, or None if still running."""
+
+    @abc.abstractmethod
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send `sig` to what this transport started, and to nothing else."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the streams and whatever holds the program (safe to call twice)."""
+
+    @property
+    @abc.abstractmethod
+    def pid(self) -> int | None:
+        """A host process id of the program (or of its init), None if not running here."""
+
+    def program_exists(self, name: str) -> bool:
+        """Whether `name` can be run where this transport runs things (default: assume so)."""
+        return True
+
+
+class PipeTransport(TestpmdTransport):
+    """testpmd as a local process in its own session (process group), driven through pipes.
+
+    stdin is a pipe kept open (testpmd quits at stdin EOF); stdout and stderr are merged
+    into one pipe read with select().
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        """Prepare the transport.
+
+        Args:
+            env: Environment for the process (default: inherited).
+        """
+        self.env = dict(env) if env is not None else None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def start(self, argv: Sequence[str]) -> None:
+        """Start `argv` in a new session."""
+        try:
+            self._proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=self.env,
+            )
+        except OSError as error:
+            raise TestpmdStartupError(f"cannot run {argv[0]}: {error}") from error
+
+    def read(self, timeout: float) -> str | None:
+        """Read what the pipe holds within `timeout`."""
+        if self._proc is None or self._proc.stdout is None or self._proc.stdout.closed:
+            return None
+        fd = self._proc.stdout.fileno()
+        readable, _, _ = select.select([fd], [], [], max(timeout, 0.0))
+        if not readable:
+            return ""
+        data = os.read(fd, 65536)
+        if not data:
+            return None
+        return self._decoder.decode(data)
+
+    def write(self, text: str) -> None:
+        """Write to stdin and flush."""
+        if self._proc is None or self._proc.stdin is None:
+            raise BrokenPipeError("testpmd has no stdin")
+        self._proc.stdin.write(text.encode())
+        self._proc.stdin.flush()
+
+    def poll(self) -> int | None:
+        """Popen.poll() (it reaps)."""
+        return self._proc.poll() if self._proc is not None else None
+
+    def wait(self, timeout: float) -> int | None:
+        """Popen.wait() bounded by `timeout`."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(max(timeout, 0.0))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Signal the process group this transport started."""
+        proc = self._proc
+        # poll() reaps; until we reap it the process (or its zombie) holds the group id,
+        # so the group we signal is the one we started.
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    def close(self) -> None:
+        """Close stdin and stdout (the process, if still running, keeps running)."""
+        if self._proc is None:
+            return
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    @property
+    def pid(self) -> int | None:
+        """Process id (also the process group id)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def program_exists(self, name: str) -> bool:
+        """Whether `name` is on PATH."""
+        return shutil.which(name) is not None
+
+
 # --------------------------------------------------------------------------- the process
 
 
 class TestpmdProcess:
     """One running testpmd, driven through its interactive prompt.
 
-    The process runs in its own session (process group), with stdin a pipe the driver keeps
-    open (testpmd quits at stdin EOF) and stdout+stderr merged into one pipe that the driver
-    copies to `log_path` as it reads. Output is only read when the driver is called
-    (commands, waits, stop): a long idle period with `stats_period` set can fill the pipe and
-    stall testpmd's main lcore (forwarding lcores keep running).
+    Where it runs is its transport's business: by default (PipeTransport) a local process
+    in its own session (process group), with stdin a pipe the driver keeps open (testpmd
+    quits at stdin EOF) and stdout+stderr merged into one pipe; or a container
+    (harness.peers.testpmd_container.ContainerTransport). The driver copies the output to
+    `log_path` as it reads. Output is only read when the driver is called (commands, waits,
+    stop): a long idle period with `stats_period` set can fill the pipe and stall testpmd's
+    main lcore (forwarding lcores keep running).
 
     Use as a context manager, or call start() and stop().
     """
@@ -753,6 +913,7 @@ class TestpmdProcess:
         startup_timeout: float = 30.0,
         line_buffer_wrapper: tuple[str, ...] = LINE_BUFFER_WRAPPER,
         env: Mapping[str, str] | None = None,
+        transport: TestpmdTransport | None = None,
     ) -> None:
         """Prepare (but do not start) a testpmd process.
 
@@ -763,7 +924,8 @@ class TestpmdProcess:
             startup_timeout: Seconds allowed until the first prompt.
             line_buffer_wrapper: Command prefix that line-buffers testpmd's stdout; needed
                 in interactive mode so command output precedes the next prompt.
-            env: Environment for the process (default: inherited).
+            env: Environment for the process (default: inherited); local transport only.
+            transport: Where testpmd runs; a local PipeTransport(env) if None.
         """
         self.config = config
         self.log_path = Path(log_path)
@@ -771,9 +933,9 @@ class TestpmdProcess:
         self.startup_timeout = startup_timeout
         self.line_buffer_wrapper = line_buffer_wrapper
         self.env = dict(env) if env is not None else None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.transport = transport if transport is not None else PipeTransport(self.env)
+        self._started = False
         self._log_file: IO[bytes] | None = None
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._output = ""
         self._consumed = 0
         self._eof = False
@@ -791,18 +953,18 @@ class TestpmdProcess:
 
     @property
     def pid(self) -> int | None:
-        """Process id (also the process group id), or None before start()."""
-        return self._proc.pid if self._proc is not None else None
+        """Process id (for a local process also the process group id), or None before start()."""
+        return self.transport.pid if self._started else None
 
     @property
     def running(self) -> bool:
         """True while the process has not exited."""
-        return self._proc is not None and self._proc.poll() is None
+        return self._started and self.transport.poll() is None
 
     @property
     def returncode(self) -> int | None:
         """Exit status: None while running, negative when killed by a signal."""
-        return self._proc.poll() if self._proc is not None else None
+        return self.transport.poll() if self._started else None
 
     @property
     def crashed(self) -> bool:
@@ -820,10 +982,10 @@ class TestpmdProcess:
             TestpmdStartupError: It could not be run, exited, timed out, or failed to create a
                 memif port (testpmd carries on without a port whose vdev probe failed).
         """
-        if self._proc is not None:
+        if self._started:
             raise TestpmdError("start() called twice")
         for wrapper_binary in self.line_buffer_wrapper[:1]:
-            if shutil.which(wrapper_binary) is None:
+            if not self.transport.program_exists(wrapper_binary):
                 raise TestpmdStartupError(
                     f"{wrapper_binary} not found: it line-buffers testpmd's output (coreutils)"
                 )
@@ -836,17 +998,12 @@ class TestpmdProcess:
         self._log_file = self.log_path.open("wb")
         self._log_file.write(("$ " + " ".join(self.argv) + "\n").encode())
         try:
-            self._proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=self.env,
-            )
-        except OSError as error:
+            self.transport.start(self.argv)
+        except BaseException:
             self._close_log()
-            raise TestpmdStartupError(f"cannot run {self.argv[0]}: {error}") from error
+            self.transport.close()
+            raise
+        self._started = True
         try:
             self._wait_ready()
         except BaseException:
@@ -921,7 +1078,7 @@ class TestpmdProcess:
         Returns:
             The return code (None if never started).
         """
-        if self._proc is None:
+        if not self._started:
             self._close_log()
             return None
         if self.running and graceful and self.config.interactive:
@@ -932,24 +1089,17 @@ class TestpmdProcess:
             self._signal_group(sig)
             self._wait_exit(wait)
         self._drain(0.0)
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        self.transport.close()
         if not self.running:
             self._cleanup_files()
         self._close_log()
         return self.returncode
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        proc = self._proc
-        # poll() reaps; until we reap it the process (or its zombie) holds the group id,
-        # so the group we signal is the one we started.
-        if proc is None or proc.poll() is not None:
+        if not self.running:
             return
         self._signals_sent.add(int(sig))
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+        self.transport.send_signal(sig)
 
     def _cleanup_files(self) -> None:
         if self._cleaned:
@@ -999,19 +1149,17 @@ class TestpmdProcess:
 
     def _read_chunk(self, timeout: float) -> bool:
         """Read what is available within `timeout`; False on EOF or nothing read."""
-        if self._eof or self._proc is None or self._proc.stdout is None:
+        if self._eof or not self._started:
             return False
-        fd = self._proc.stdout.fileno()
-        readable, _, _ = select.select([fd], [], [], max(timeout, 0.0))
-        if not readable:
-            return False
-        data = os.read(fd, 65536)
-        if not data:
+        text = self.transport.read(max(timeout, 0.0))
+        if text is None:
             self._eof = True
             return False
-        self._output += self._decoder.decode(data)
+        if not text:
+            return False
+        self._output += text
         if self._log_file is not None:
-            self._log_file.write(data)
+            self._log_file.write(text.encode())
             self._log_file.flush()
         return True
 
@@ -1042,23 +1190,17 @@ class TestpmdProcess:
         return text
 
     def _wait_exit(self, timeout: float) -> int | None:
-        proc = self._proc
-        if proc is None:
+        if not self._started:
             return None
         deadline = time.monotonic() + timeout
-        while proc.poll() is None and not self._eof and time.monotonic() < deadline:
+        while self.transport.poll() is None and not self._eof and time.monotonic() < deadline:
             self._read_chunk(min(0.2, deadline - time.monotonic()))
-        try:
-            return proc.wait(max(deadline - time.monotonic(), 0.0))
-        except subprocess.TimeoutExpired:
-            return None
+        return self.transport.wait(max(deadline - time.monotonic(), 0.0))
 
     def _write(self, text: str) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None:
+        if not self._started:
             raise TestpmdError("testpmd is not started")
-        proc.stdin.write(text.encode())
-        proc.stdin.flush()
+        self.transport.write(text)
 
     def _exited_error(self, doing: str) -> TestpmdExitedError:
         self._wait_exit(5.0)
@@ -1340,6 +1482,7 @@ __all__ = [
     "ForwardCounters",
     "ForwardStats",
     "MemifRole",
+    "PipeTransport",
     "PortInfo",
     "PortRates",
     "PortStats",
@@ -1352,6 +1495,7 @@ __all__ = [
     "TestpmdProcess",
     "TestpmdStartupError",
     "TestpmdTimeoutError",
+    "TestpmdTransport",
     "hugepages_available",
     "hugetlbfs_mounts",
     "parse_all_port_stats",

@@ -1,11 +1,17 @@
-"""DPDK testpmd as a harness peer: MemifSpec -> testpmd configuration, status from its prompt."""
+"""DPDK testpmd as a harness peer: MemifSpec -> testpmd configuration, status from its prompt.
+
+The same peer runs as a local process or in a container of a DockerRuntime: only its
+transport differs, scenarios never see where it runs.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
 
 from harness.peers.base import (
     Activity,
@@ -25,9 +31,15 @@ from harness.peers.testpmd import (
     TestpmdError,
     TestpmdMemifPort,
     TestpmdProcess,
+    TestpmdTransport,
     hugepages_available,
+    hugetlbfs_mounts,
     version,
 )
+from harness.topology.labels import LabelError, RunLabel
+
+if TYPE_CHECKING:
+    from harness.runtime.docker import DockerRuntime
 
 FORWARD_MODES = {
     Activity.ECHO: "icmpecho",
@@ -37,6 +49,8 @@ FORWARD_MODES = {
     Activity.IDLE: "rxonly",
 }
 _DISCONNECT_LOG = re.compile(r"Disconnect received: (?P<reason>.+)$", re.MULTILINE)
+HUGEPAGES_DIR: Final = Path("/dev/hugepages")
+"""Mounted into testpmd containers when present (at the same path)."""
 
 
 def testpmd_config(spec: MemifSpec, *, cpu: int, file_prefix: str) -> TestpmdConfig:
@@ -66,7 +80,14 @@ def testpmd_config(spec: MemifSpec, *, cpu: int, file_prefix: str) -> TestpmdCon
 
 
 class TestpmdPeer(Peer):
-    """dpdk-testpmd with one memif port, driven through its interactive prompt."""
+    """dpdk-testpmd with one memif port, driven through its interactive prompt.
+
+    It runs as a local process (runtime "local") or in a container of a DockerRuntime. In a
+    container the socket's directory is bind-mounted at the same path as on the host, so
+    socket paths need no translation and a local peer can share the socket; the container
+    has no network, only the IPC_LOCK and SYS_NICE capabilities, /dev/hugepages (when
+    present) and the peer's CPU, and is named and labelled after the runtime's run.
+    """
 
     __test__ = False
     kind = "testpmd"
@@ -79,13 +100,87 @@ class TestpmdPeer(Peer):
         cpu: int | None = None,
         binary: str = DEFAULT_BINARY,
         file_prefix: str | None = None,
+        runtime: Literal["local"] | DockerRuntime = "local",
+        image: str | None = None,
+        name: str | None = None,
     ) -> None:
+        """Prepare (not start) testpmd.
+
+        Args:
+            spec: The memif interface.
+            workdir: Directory for testpmd's log.
+            cpu: CPU for testpmd's lcores (and the container's cpuset); 0 if None.
+            binary: testpmd executable (on the host, or in the image).
+            file_prefix: EAL --file-prefix; unique per instance. Default: random locally,
+                `memif-<run>-<name>` in a container (its hugepage files are on the host).
+            runtime: "local", or the DockerRuntime of the run to start a container in.
+            image: Image tag with testpmd (see `memif-harness images build`); needed with a
+                DockerRuntime.
+            name: Container short name within the run (default testpmd_<role>_<random>).
+
+        Raises:
+            ValueError: Unknown runtime, or a DockerRuntime without an image.
+            PeerError: The spec cannot work in a container (abstract or relative socket
+                path, socket directory missing on the host).
+        """
         super().__init__(spec, workdir, cpu=cpu)
         self.binary = binary
-        prefix = file_prefix or f"memif-{uuid.uuid4().hex[:10]}"
-        self.config = testpmd_config(spec, cpu=cpu or 0, file_prefix=prefix)
-        self.process = TestpmdProcess(self.config, workdir / f"{prefix}.log", binary=binary)
+        self.runtime = runtime
+        self.image = image
+        self._version: str | None = None
+        transport: TestpmdTransport | None = None
+        if isinstance(runtime, str):
+            if runtime != "local":
+                raise ValueError(f"runtime must be 'local' or a DockerRuntime, not {runtime!r}")
+            self.name = name or "testpmd"
+            prefix = file_prefix or f"memif-{uuid.uuid4().hex[:10]}"
+            self.config = testpmd_config(spec, cpu=cpu or 0, file_prefix=prefix)
+        else:
+            if image is None:
+                raise ValueError("a DockerRuntime needs the testpmd image tag (image=)")
+            self.name = name or f"testpmd_{spec.role.value}_{uuid.uuid4().hex[:6]}"
+            try:
+                label = RunLabel(runtime.run_id)
+                label.container_name(self.name)  # the name must fit the labelling scheme
+            except LabelError as error:
+                raise ValueError(f"container name {self.name!r}: {error}") from error
+            prefix = file_prefix or label.dpdk_prefix(self.name)
+            config = testpmd_config(spec, cpu=cpu or 0, file_prefix=prefix)
+            # Only /dev/hugepages goes into the container: hugepages only if it is hugetlbfs.
+            hugepages = config.hugepages and HUGEPAGES_DIR in hugetlbfs_mounts()
+            self.config = dataclasses.replace(config, hugepages=hugepages)
+            transport = self._container_transport(runtime, image)
+        self.process = TestpmdProcess(
+            self.config, workdir / f"{prefix}.log", binary=binary, transport=transport
+        )
         self._forwarding = False
+
+    def _container_transport(self, runtime: DockerRuntime, image: str) -> TestpmdTransport:
+        from harness.peers.testpmd_container import ContainerTransport
+        from harness.runtime.docker import PEER_CAPABILITIES, BindMount
+
+        socket_path = Path(self.spec.socket_path)
+        if self.spec.abstract:
+            raise PeerError(
+                "an abstract socket lives in a network namespace, and a testpmd container "
+                "has its own (--network none): use a filesystem socket"
+            )
+        if not socket_path.is_absolute():
+            raise PeerError(f"socket path {socket_path} must be absolute to be bind-mounted")
+        if not socket_path.parent.is_dir():
+            # Docker would create a missing bind source as an empty root-owned directory.
+            raise PeerError(f"socket directory {socket_path.parent} does not exist on the host")
+        mounts = [BindMount(socket_path.parent)]
+        if HUGEPAGES_DIR.is_dir():
+            mounts.append(BindMount(HUGEPAGES_DIR))
+        return ContainerTransport(
+            runtime,
+            image,
+            self.name,
+            mounts=mounts,
+            cpuset_cpus=str(self.config.cpu),
+            cap_add=PEER_CAPABILITIES,
+        )
 
     def start(self) -> None:
         """Start testpmd; a server starts forwarding at once, a client once its link is up."""
@@ -148,12 +243,38 @@ class TestpmdPeer(Peer):
         return self.process.log_text()
 
     def version(self) -> str:
-        """DPDK version of the binary."""
-        return f"DPDK {version(self.binary)}"
+        """DPDK version of the binary (in a container: of the image's binary)."""
+        if self._version is None:
+            if isinstance(self.runtime, str):
+                number = version(self.binary)
+            else:
+                from harness.peers.testpmd_container import container_version
+
+                assert self.image is not None  # checked in __init__
+                try:
+                    number = container_version(
+                        self.runtime, self.image, f"{self.name}.version", binary=self.binary
+                    )
+                except TestpmdError as exc:
+                    raise PeerError("cannot ask testpmd for its version", exc.log_tail) from exc
+            self._version = f"DPDK {number}"
+        return self._version
+
+    def quiesce(self) -> None:
+        """Stop forwarding (testpmd's `stop`), so no lcore polls the rings any more."""
+        if self._forwarding and self.process.running:
+            try:
+                self.process.stop_forwarding()
+            except TestpmdError as exc:
+                raise self._error("testpmd did not stop forwarding", exc) from exc
+            self._forwarding = False
 
     def stop(self) -> None:
-        """Quit testpmd (kill if needed) and remove its runtime files."""
-        self.process.stop()
+        """Quit testpmd (kill if needed) and remove its runtime files (and its container)."""
+        try:
+            self.process.stop()
+        except TestpmdError as exc:  # the engine failed; the runtime's cleanup sweeps the run
+            raise self._error("testpmd did not stop cleanly", exc) from exc
 
     @property
     def crashed(self) -> bool:

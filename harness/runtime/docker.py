@@ -288,7 +288,13 @@ class ContainerConsole:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        readable, _, _ = select.select([self._sock], [], [], remaining)
+        return self._receive(remaining)
+
+    def _receive(self, timeout: float) -> bool:
+        """Read one chunk if one arrives within `timeout` (0: only if pending); False if not."""
+        if self._eof:
+            return False
+        readable, _, _ = select.select([self._sock], [], [], max(timeout, 0.0))
         if not readable:
             return False
         chunk = self._sock.recv(65536)
@@ -307,6 +313,21 @@ class ContainerConsole:
             self.transcript += decoded
             self._raw = self._raw[end:]
         return True
+
+    def read(self, timeout: float) -> str:
+        """Consume and return the text that is pending or arrives within `timeout`.
+
+        Args:
+            timeout: Seconds to wait for output when none is pending (0: do not wait).
+
+        Returns:
+            The text ("" if nothing arrived in time, or the output ended: see `eof`).
+        """
+        deadline = time.monotonic() + timeout
+        while not self._text and self._receive(deadline - time.monotonic()):
+            pass  # a chunk may hold only part of a frame or of a UTF-8 character
+        text, self._text = self._text, ""
+        return text
 
     def read_until(self, pattern: str | re.Pattern[str], timeout: float) -> str:
         """Read until `pattern` matches, and consume the text up to the end of the match.
@@ -507,6 +528,17 @@ class PeerContainer:
                 f"{self.name} still running after {timeout:.1f}s", self.log_tail()
             ) from error
         return int(result.get("StatusCode", -1))
+
+    def kill(self, sig: int) -> None:
+        """Send a signal to the container's first process (with `init`, tini forwards it).
+
+        Args:
+            sig: Signal number.
+        """
+        if self.removed:
+            return
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            self.container.kill(signal=int(sig))  # APIError: not running (any more)
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout` seconds; wait for the exit.

