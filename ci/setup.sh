@@ -19,6 +19,12 @@ if ! command -v dpdk-testpmd >/dev/null 2>&1; then
 fi
 log "dpdk-testpmd: $(command -v dpdk-testpmd)"
 
+if ! command -v chromium >/dev/null 2>&1; then
+    log "installing Debian's chromium (headless browser test of the HTML report)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 # Hugepages: zero-copy peers need them; copy mode runs with --no-huge when absent.
 want_pages=${MEMIF_HUGEPAGES:-512}
 if [ -w /proc/sys/vm/nr_hugepages ]; then

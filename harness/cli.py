@@ -60,6 +60,32 @@ def _reap(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from harness.report import write
+
+    try:
+        out = write.rerender(Path(args.results), Path(args.out) if args.out else None)
+    except (OSError, ValueError) as exc:
+        print(f"memif-harness: cannot render {args.results}: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(f"{kind}: {path}" for kind, path in out.items()))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from harness.report import diff
+    from harness.results import RunResult
+
+    try:
+        before, after = RunResult.read(Path(args.a)), RunResult.read(Path(args.b))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"memif-harness: cannot read results: {exc}", file=sys.stderr)
+        return 1
+    changes = diff.diff_runs(before, after)
+    print(diff.render_diff(changes, before, after))
+    return 1 if any(change.worse for change in changes) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The memif-harness argument parser."""
     parser = argparse.ArgumentParser(prog="memif-harness", description=__doc__)
@@ -84,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=600.0, help="age (s) before unregistered objects go"
     )
     reap_parser.set_defaults(handler=_reap)
+    report_parser = sub.add_parser("report", help="re-render reports from a results.json")
+    report_parser.add_argument("results", help="path of results.json")
+    report_parser.add_argument("--out", help="directory (default: beside results.json)")
+    report_parser.set_defaults(handler=_report)
+    diff_parser = sub.add_parser("diff", help="verdict changes between two runs")
+    diff_parser.add_argument("a", help="the earlier results.json")
+    diff_parser.add_argument("b", help="the later results.json")
+    diff_parser.set_defaults(handler=_diff)
     return parser
 
 

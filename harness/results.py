@@ -61,7 +61,9 @@ class CaseResult:
     verify: str = ""
     duration: float = 0.0
     artifacts: tuple[Artifact, ...] = ()
-    trace: tuple[dict[str, Any], ...] = ()  # decoded control messages, both directions
+    # Decoded control messages, both directions, in order. Each entry:
+    # {"direction": "c2s" | "s2c", "type": "INIT", "time": seconds, "fields": {...}}.
+    trace: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -155,7 +157,8 @@ class RunResult:
         """Write results.json atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True))
+        # Key order is already deterministic; keeping it shows message fields in wire order.
+        temporary.write_text(json.dumps(self.to_json(), indent=2))
         temporary.replace(path)
 
     @classmethod

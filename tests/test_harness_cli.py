@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,31 @@ def test_usage_errors_exit_non_zero(argv: list[str]) -> None:
     result = subprocess.run([*HARNESS, *argv], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "usage:" in result.stderr
+
+
+def test_report_and_diff_commands(tmp_path: Path) -> None:
+    from harness.results import CaseResult, RunResult, Verdict
+
+    def run_with(verdict: Verdict) -> Path:
+        case = CaseResult("handshake", "test_link_up", "test_link_up[a--b]", "a", "b", verdict)
+        path = tmp_path / verdict.value / "results.json"
+        RunResult("0123abcd", 1.0, cases=[case]).write(path)
+        return path
+
+    before, after = run_with(Verdict.PASS), run_with(Verdict.FAIL)
+    rendered = subprocess.run(
+        [*HARNESS, "report", str(after)], capture_output=True, text=True, timeout=60
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert {p.name for p in after.parent.iterdir()} >= {"index.html", "summary.md", "junit.xml"}
+    changed = subprocess.run(
+        [*HARNESS, "diff", str(before), str(after)], capture_output=True, text=True, timeout=60
+    )
+    assert changed.returncode == 1  # a verdict got worse
+    assert "PASS -> FAIL" in changed.stdout
+    missing = subprocess.run(
+        [*HARNESS, "report", str(tmp_path / "absent.json")], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert "cannot render" in missing.stderr
