@@ -480,7 +480,7 @@ def test_startup_failure_raises_with_the_log_tail(
         peer.start()
     assert not isinstance(caught.value, PeerCrashed)
     assert "unknown input `bogus'" in caught.value.log_tail
-    assert "--- log tail ---" in str(caught.value)
+    assert "--- peer log (tail) ---" in str(caught.value)
     assert not peer.process.running and not peer.crashed
     assert not (workdir / "vpp-server").exists()
     assert "unknown input `bogus'" in peer.logs()

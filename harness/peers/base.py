@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Self
 
+from harness.errors import LogTailError
 from harness.peers.reasons import DisconnectReason
 
 
@@ -82,16 +83,10 @@ class PeerStatus:
     running: bool = True
 
 
-class PeerError(RuntimeError):
-    """The harness could not run the peer (infrastructure, not a conformance verdict).
+class PeerError(LogTailError):
+    """The harness could not run the peer (infrastructure, not a conformance verdict)."""
 
-    Attributes:
-        log_tail: the end of the peer's log, attached so the report can show it.
-    """
-
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        self.log_tail = log_tail
-        super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
+    log_label = "peer log"
 
 
 class PeerCrashed(PeerError):

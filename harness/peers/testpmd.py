@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Final, Self
 
+from harness.errors import LogTailError
+
 PROMPT: Final = "testpmd> "
 """The interactive prompt; every command's output ends with it."""
 
@@ -39,20 +41,11 @@ _LOG_TAIL_LINES: Final = 40
 # --------------------------------------------------------------------------- errors
 
 
-class TestpmdError(RuntimeError):
-    """A testpmd process failed to do what the harness asked; carries the tail of its log.
-
-    Attributes:
-        log_tail: The last lines of the process's output (may be empty).
-    """
+class TestpmdError(LogTailError):
+    """A testpmd process failed to do what the harness asked; carries the tail of its log."""
 
     __test__ = False  # not a pytest test class, despite the name
-
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        self.log_tail = log_tail
-        if log_tail:
-            message = f"{message}\n--- testpmd log (tail) ---\n{log_tail}"
-        super().__init__(message)
+    log_label = "testpmd log"
 
 
 class TestpmdStartupError(TestpmdError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import IO, Final, Self
 
+from harness.errors import LogTailError
 from harness.peers.reasons import DisconnectReason, normalise
 
 DEFAULT_VPP_BINARY: Final = "vpp"
@@ -50,19 +51,10 @@ _PLUGIN_RE: Final = re.compile(r"[A-Za-z0-9_.-]+\.so")
 # --------------------------------------------------------------------------- errors
 
 
-class VppError(RuntimeError):
-    """A VPP process or vppctl did not do what the harness asked; carries the tail of its log.
+class VppError(LogTailError):
+    """A VPP process or vppctl did not do what the harness asked; carries the tail of its log."""
 
-    Attributes:
-        log_tail: The last lines of VPP's output and log file (may be empty).
-    """
-
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        self.summary = message
-        self.log_tail = log_tail
-        if log_tail:
-            message = f"{message}\n--- vpp log (tail) ---\n{log_tail}"
-        super().__init__(message)
+    log_label = "vpp log"
 
 
 class VppStartupError(VppError):

@@ -21,6 +21,7 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import Container
 
+from harness.errors import LogTailError
 from harness.topology.labels import LABEL_KEY, new_run_id
 
 RUN_LABEL: Final = LABEL_KEY
@@ -46,22 +47,10 @@ _STREAM_HEADER: Final = struct.Struct(">BxxxL")
 # --------------------------------------------------------------------------- errors
 
 
-class DockerError(RuntimeError):
-    """A Docker runtime failure (a harness ERROR, never a peer's FAIL).
+class DockerError(LogTailError):
+    """A Docker runtime failure (a harness ERROR, never a peer's FAIL), with a log tail."""
 
-    Attributes:
-        log_tail: The last lines of the relevant log (container, build), if any.
-    """
-
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        super().__init__(message)
-        self.log_tail = log_tail
-
-    def __str__(self) -> str:
-        message = super().__str__()
-        if not self.log_tail:
-            return message
-        return f"{message}\n--- log tail ---\n{self.log_tail}"
+    log_label = "container or build log"
 
 
 class EngineUnavailableError(DockerError):
