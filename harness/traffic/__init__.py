@@ -1,0 +1,1 @@
+"""Traffic helpers: control-channel tap, frame building, generators."""
