@@ -60,6 +60,31 @@ def _reap(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    """Run the conformance suites over every pair of peers; exit with the worst verdict."""
+    from harness.report import write
+    from harness.run import RunError, run_suites
+
+    peers = [p for p in (args.peers or "").split(",") if p] or _default_peers()
+    suites = [s for s in (args.suite or "").split(",") if s]
+    report_dir = Path(args.report)
+    try:
+        run = run_suites(suites, peers, report_dir, runtime=args.runtime)
+    except RunError as exc:
+        print(f"memif-harness: the run did not complete: {exc}", file=sys.stderr)
+        return 2
+    written = write.write_reports(run, report_dir)
+    counts = ", ".join(f"{n} {v}" for v, n in run.counts().items() if n)
+    print(f"{len(run.cases)} cases: {counts or 'none'}")
+    print("\n".join(f"{kind}: {path}" for kind, path in written.items()))
+    return run.exit_code()
+
+
+def _default_peers() -> list[str]:
+    """The embedded default matrix: the reference, plus testpmd when it is installed."""
+    return ["reference", "testpmd"] if shutil.which("dpdk-testpmd") else ["reference"]
+
+
 def _report(args: argparse.Namespace) -> int:
     from harness.report import write
 
@@ -110,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=600.0, help="age (s) before unregistered objects go"
     )
     reap_parser.set_defaults(handler=_reap)
+    run_parser = sub.add_parser("run", help="conformance suites over every pair of peers")
+    run_parser.add_argument("--suite", help="suites, comma separated (default: all)")
+    run_parser.add_argument("--peers", help="peer kinds, e.g. reference,testpmd (default)")
+    run_parser.add_argument("--runtime", choices=["local"], default="local")
+    run_parser.add_argument("--report", default="reports/latest", help="report directory")
+    run_parser.set_defaults(handler=_run)
     report_parser = sub.add_parser("report", help="re-render reports from a results.json")
     report_parser.add_argument("results", help="path of results.json")
     report_parser.add_argument("--out", help="directory (default: beside results.json)")

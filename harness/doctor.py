@@ -26,7 +26,7 @@ class Capability:
     how_to_get: str = ""
 
 
-def _testpmd() -> Capability:
+def testpmd_capability() -> Capability:
     binary = shutil.which("dpdk-testpmd")
     if binary is None:
         return Capability(
@@ -35,7 +35,7 @@ def _testpmd() -> Capability:
     return Capability("dpdk-testpmd", True, f"DPDK {testpmd.version(binary)} at {binary}")
 
 
-def _docker() -> list[Capability]:
+def docker_capabilities() -> list[Capability]:
     try:
         client = engine_client(timeout=5)
     except DockerError as exc:
@@ -64,7 +64,7 @@ def _docker() -> list[Capability]:
     ]
 
 
-def _hugepages() -> Capability:
+def hugepages_capability() -> Capability:
     mounts = testpmd.hugetlbfs_mounts()
     free = testpmd.hugepages_available()
     detail = f"nr_hugepages={Path('/proc/sys/vm/nr_hugepages').read_text().strip()}, "
@@ -80,7 +80,7 @@ def _hugepages() -> Capability:
     )
 
 
-def _numa() -> Capability:
+def numa_capability() -> Capability:
     host = numa.read_host_topology()
     nodes = len(host.nodes)
     return Capability(
@@ -91,7 +91,7 @@ def _numa() -> Capability:
     )
 
 
-def _kernel() -> list[Capability]:
+def kernel_capabilities() -> list[Capability]:
     memfd = hasattr(os, "memfd_create")
     tun = Path("/dev/net/tun").exists()
     netns = Path("/proc/self/ns/net").exists() and os.geteuid() == 0
@@ -102,7 +102,7 @@ def _kernel() -> list[Capability]:
     ]
 
 
-def _vpp(vpp_bin: str | None, vpp_image: str | None) -> Capability:
+def vpp_capability(vpp_bin: str | None, vpp_image: str | None) -> Capability:
     found = find_vpp(vpp_bin, vpp_image)
     if found.available:
         return Capability("vpp", True, str(found))
@@ -117,18 +117,18 @@ def _vpp(vpp_bin: str | None, vpp_image: str | None) -> Capability:
 def check(vpp_bin: str | None = None, vpp_image: str | None = None) -> list[Capability]:
     """Probe everything once."""
     return [
-        _testpmd(),
-        *_docker(),
-        _vpp(vpp_bin, vpp_image),
-        _hugepages(),
-        _numa(),
+        testpmd_capability(),
+        *docker_capabilities(),
+        vpp_capability(vpp_bin, vpp_image),
+        hugepages_capability(),
+        numa_capability(),
         Capability(
             "cpus",
             (os.cpu_count() or 1) >= 2,
             f"{os.cpu_count()} online",
             "two polling peers need two CPUs",
         ),
-        *_kernel(),
+        *kernel_capabilities(),
     ]
 
 

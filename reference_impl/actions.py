@@ -19,6 +19,7 @@ from reference_impl.ring import PacketBatch
 _SERVICE_EVERY = 64  # bursts between control-socket checks while polling
 _BUSY_POLL = 0.01  # seconds of busy polling after the last progress before backing off
 _IDLE_WAIT = 0.0005  # seconds to wait on the control socket per burst once idle
+_WAIT_FOR_CLIENT = 0.01  # seconds per wait while a serving server has no link
 _BURST = 256
 _DRAIN_WAIT = 2.0  # seconds a source waits for the peer to consume its last frames
 
@@ -56,9 +57,12 @@ class ActionResult:
 class _Loop:
     """Shared bounded polling loop: deadline, link liveness, idle back-off."""
 
-    def __init__(self, driver: LinkDriver, deadline: float) -> None:
+    def __init__(self, driver: LinkDriver, deadline: float, *, keep_serving: bool = False) -> None:
         self.driver = driver
         self.deadline = deadline
+        self.keep_serving = keep_serving
+        self.sessions = 0
+        self._last_link: Link | None = None
         self.bursts = 0
         self.stopped_by = ""
         self.last_progress = time.monotonic()
@@ -82,14 +86,26 @@ class _Loop:
             self.stopped_by = "deadline"
             return None
         link = self.driver.current_link()
+        while link is None and self.keep_serving and time.monotonic() < self.deadline:
+            self.driver.service(_WAIT_FOR_CLIENT)  # a server takes the next client
+            link = self.driver.current_link()
         if link is None:
-            self.stopped_by = "link-down"
+            self.stopped_by = "deadline" if time.monotonic() >= self.deadline else "link-down"
+        elif link is not self._last_link:
+            self.sessions += 1
+            self._last_link = link
         return link
 
 
-def respond(driver: LinkDriver, addresses: Addresses, deadline: float) -> ActionResult:
-    """Answer ARP requests for our IP and ICMP echo requests to it, until the deadline."""
-    loop = _Loop(driver, deadline)
+def respond(
+    driver: LinkDriver, addresses: Addresses, deadline: float, *, keep_serving: bool = False
+) -> ActionResult:
+    """Answer ARP requests for our IP and ICMP echo requests to it, until the deadline.
+
+    With `keep_serving` (a server) a link going down ends nothing: the next client is
+    served too; otherwise the action ends with the link.
+    """
+    loop = _Loop(driver, deadline, keep_serving=keep_serving)
     answered_arp = answered_echo = 0
     progressed = True
     while (link := loop.link(progressed)) is not None:
@@ -115,7 +131,11 @@ def respond(driver: LinkDriver, addresses: Addresses, deadline: float) -> Action
     return ActionResult(
         True,
         loop.stopped_by,
-        {"echo_replies_sent": answered_echo, "arp_replies_sent": answered_arp},
+        {
+            "echo_replies_sent": answered_echo,
+            "arp_replies_sent": answered_arp,
+            "sessions": loop.sessions,
+        },
     )
 
 
@@ -199,11 +219,19 @@ def _resolve(driver: LinkDriver, addresses: Addresses, deadline: float) -> bytes
 
 
 def sink(
-    driver: LinkDriver, deadline: float, *, count: int | None, seconds: float | None
+    driver: LinkDriver,
+    deadline: float,
+    *,
+    count: int | None,
+    seconds: float | None,
+    keep_serving: bool = False,
 ) -> ActionResult:
-    """Count received frames, bytes and chains (without copying) until a bound is hit."""
+    """Count received frames, bytes and chains (without copying) until a bound is hit.
+
+    With `keep_serving` (a server) frames of successive clients add up.
+    """
     end = min(deadline, time.monotonic() + seconds) if seconds is not None else deadline
-    loop = _Loop(driver, end)
+    loop = _Loop(driver, end, keep_serving=keep_serving)
     received = 0
     first = last = None
     progressed = True
@@ -222,7 +250,7 @@ def sink(
     if loop.stopped_by == "deadline" and seconds is not None and end < deadline:
         loop.stopped_by = "duration"
     ok = count is None or received >= count
-    facts: dict[str, Any] = {"received": received}
+    facts: dict[str, Any] = {"received": received, "sessions": loop.sessions}
     if first is not None and last is not None and last > first:
         facts["rx_pps"] = received / (last - first)
     return ActionResult(ok, loop.stopped_by, facts)

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from reference_impl import actions, endpoint, frames, protocol
 from reference_impl.layout import BufferPlacement
 from reference_impl.link import Link
-from reference_impl.wire import MAX_LOG2_RING_SIZE
+from reference_impl.wire import MAX_LOG2_RING_SIZE, SECRET_SIZE
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="overall bound, seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON object at exit")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="server: end responder/sink when the first client leaves (default: serve the "
+        "next client until the timeout or count)",
+    )
     parser.add_argument(
         "--status", help="keep this file updated with link state and counters (JSON)"
     )
@@ -178,6 +184,12 @@ class _Driver:
 def _config(args: argparse.Namespace) -> protocol.InterfaceConfig:
     if not 1 <= args.rsize <= MAX_LOG2_RING_SIZE:
         raise UsageError(f"--rsize {args.rsize}: must be 1..{MAX_LOG2_RING_SIZE}")
+    secret_bytes = len(args.secret.encode("utf-8", "surrogateescape"))
+    if secret_bytes > SECRET_SIZE - 1:
+        raise UsageError(
+            f"--secret is {secret_bytes} bytes; the memif secret field holds at most "
+            f"{SECRET_SIZE - 1} (plus its NUL)"
+        )
     try:
         return protocol.InterfaceConfig(
             id=args.id,
@@ -307,14 +319,17 @@ def dataclasses_asdict(result: actions.ActionResult) -> dict[str, Any]:
 def _run_action(
     args: argparse.Namespace, driver: _Driver, addresses: actions.Addresses, deadline: float
 ) -> actions.ActionResult:
+    serve = args.role == "server" and not args.once
     if args.action == "responder":
-        return actions.respond(driver, addresses, deadline)
+        return actions.respond(driver, addresses, deadline, keep_serving=serve)
     if args.action == "ping":
         return actions.ping(
             driver, addresses, deadline, count=args.count, size=args.size, interval=args.interval
         )
     if args.action == "sink":
-        return actions.sink(driver, deadline, count=args.count, seconds=args.seconds)
+        return actions.sink(
+            driver, deadline, count=args.count, seconds=args.seconds, keep_serving=serve
+        )
     return actions.source(driver, addresses, deadline, count=args.count, size=args.size)
 
 

@@ -45,7 +45,9 @@ def wait_for(path: Path) -> None:
 
 
 def test_client_pings_server_responder(sock: Path) -> None:
-    server = start("server", "--socket", str(sock), "--timeout", "15", "--json", "responder")
+    server = start(
+        "server", "--socket", str(sock), "--timeout", "15", "--once", "--json", "responder"
+    )
     wait_for(sock)
     code, report, err = finish(
         start("client", "--socket", str(sock), "--timeout", "15", "--json", "ping", "--count", "20")
@@ -125,7 +127,7 @@ def test_client_without_server_exits_1_with_the_error(sock: Path) -> None:
         (["--ip", "10.0.0.1"], "outside 198.18.0.0/15"),
         (["--mac", "zz:00:00:00:00:00"], "MAC address"),
         (["--rsize", "15"], "--rsize 15"),
-        (["--secret", "x" * 24], "does not fit"),
+        (["--secret", "x" * 24], "--secret is 24 bytes"),
     ],
 )
 def test_bad_input_exits_1_with_a_clear_message(sock: Path, args: list[str], message: str) -> None:
@@ -153,7 +155,7 @@ def test_usage_error_exits_1_not_2(sock: Path) -> None:
 def test_status_file_tracks_the_link(sock: Path) -> None:
     status = sock.parent / "status.json"
     server = start("server", "--socket", str(sock), "--timeout", "15", "--status", str(status),
-                   "--json", "responder")  # fmt: skip
+                   "--once", "--json", "responder")  # fmt: skip
     wait_for(status)
     assert json.loads(status.read_text())["link_up"] is False
     code, _, err = finish(
@@ -189,3 +191,21 @@ def test_source_reports_drained_when_the_peer_consumed_everything(sock: Path) ->
     server_code, server_report, _ = finish(server)
     assert server_code == 0
     assert server_report["counters"]["rx_frames"] == 5000
+
+
+def test_server_serves_the_next_client_unless_once(sock: Path) -> None:
+    server = start("server", "--socket", str(sock), "--timeout", "6", "--json", "responder")
+    wait_for(sock)
+    for _ in range(2):
+        code, report, err = finish(
+            start(
+                "client", "--socket", str(sock), "--timeout", "5", "--json", "ping", "--count", "3"
+            )
+        )
+        assert code == 0, err
+        assert report["result"]["replies"] == 3
+    server_code, server_report, _ = finish(server)
+    assert server_code == 0
+    assert server_report["result"]["sessions"] == 2
+    assert server_report["result"]["echo_replies_sent"] == 6
+    assert server_report["result"]["stopped_by"] == "deadline"

@@ -103,7 +103,7 @@ def test_role_given_as_string_is_normalised() -> None:
     [
         ({"socket_path": "/a,b.sock"}, "must not contain"),
         ({"socket_path": "/" + "x" * 107}, "at most 107"),
-        ({"secret": "x" * 25}, "longer than 24"),
+        ({"secret": "x" * 24}, "longer than 23 bytes"),
         ({"secret": "a,b"}, "must not contain"),
         ({"rsize": 15}, "not in 1..14"),
         ({"rsize": 0}, "not in 1..14"),

@@ -292,7 +292,7 @@ def test_ring_size_powers_of_two_are_accepted(ring_size: int) -> None:
         ({"buffer_size": 0}, "buffer_size"),
         ({"buffer_size": 65536}, "buffer_size"),
         ({"secret": "two words"}, "secret"),
-        ({"secret": "x" * 25}, "secret longer"),
+        ({"secret": "x" * 24}, "secret longer"),
         ({"hw_addr": "02:fe:00:00:00"}, "hw_addr"),
         ({"id": -1}, "interface id"),
         ({"id": 1 << 32}, "interface id"),

@@ -16,6 +16,7 @@ from typing import ClassVar, Self
 
 from harness.errors import LogTailError
 from harness.peers.reasons import DisconnectReason
+from reference_impl.wire import SECRET_SIZE
 
 
 class Role(enum.StrEnum):
@@ -58,6 +59,11 @@ class MemifSpec:
             raise ValueError(f"log2_ring_size {self.log2_ring_size} not in 1..14")
         if self.buffer_size <= 0 or self.queues <= 0:
             raise ValueError("buffer_size and queues must be positive")
+        if self.secret is not None and len(self.secret.encode()) > SECRET_SIZE - 1:
+            raise ValueError(
+                f"secret is {len(self.secret.encode())} bytes; the memif secret field holds "
+                f"at most {SECRET_SIZE - 1} (a longer one would be cut short, not refused)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +76,16 @@ class PeerCounters:
     tx_bytes: int = 0
     rx_errors: int = 0
     tx_errors: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkParameters:
+    """Run parameters a peer reports for its link (buffer size: what the client uses)."""
+
+    c2s_rings: int
+    s2c_rings: int
+    ring_size: int
+    buffer_size: int | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +145,10 @@ class Peer(abc.ABC):
     @abc.abstractmethod
     def version(self) -> str:
         """The implementation's version string."""
+
+    def negotiated(self) -> LinkParameters | None:
+        """The link's run parameters, if this kind of peer reports them (default: no)."""
+        return None
 
     def quiesce(self) -> None:
         """Stop moving traffic but keep the link up (before any peer of a pair stops).

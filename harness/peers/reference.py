@@ -12,7 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.peers.base import Activity, MemifSpec, Peer, PeerCounters, PeerError, PeerStatus
+from harness.peers.base import (
+    Activity,
+    LinkParameters,
+    MemifSpec,
+    Peer,
+    PeerCounters,
+    PeerError,
+    PeerStatus,
+)
 from harness.peers.reasons import normalise
 from harness.runtime.local import LocalProcess, ProcessError
 
@@ -106,6 +114,15 @@ class ReferencePeer(Peer):
             disconnect=normalise(text) if text else None,
             disconnect_text=text,
             running=self.process is not None and self.process.returncode is None,
+        )
+
+    def negotiated(self) -> LinkParameters | None:
+        """What memif-ref published for its link (rings, ring size, buffer size)."""
+        raw = self._status().get("negotiated")
+        if not raw:
+            return None
+        return LinkParameters(
+            raw["c2s_rings"], raw["s2c_rings"], raw["ring_size"], raw.get("buffer_size")
         )
 
     def logs(self) -> str:

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import IO, Final, Self
 
 from harness.errors import LogTailError
+from reference_impl.wire import SECRET_SIZE
 
 PROMPT: Final = "testpmd> "
 """The interactive prompt; every command's output ends with it."""
@@ -32,7 +33,7 @@ LINE_BUFFER_WRAPPER: Final = ("stdbuf", "-oL", "-eL")
 write(2): without line buffering command output arrives after the prompt that follows it."""
 
 MEMIF_MAX_LOG2_RING_SIZE: Final = 14
-MEMIF_SECRET_MAX_LEN: Final = 24
+MEMIF_SECRET_MAX_LEN: Final = SECRET_SIZE - 1  # the 24-byte field keeps its NUL
 UNIX_SOCKET_PATH_MAX: Final = 107  # sizeof(sockaddr_un.sun_path) - 1 for the NUL
 _FILE_PREFIX_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,48}")
 _LOG_TAIL_LINES: Final = 40
@@ -138,8 +139,11 @@ class TestpmdMemifPort:
             raise ValueError(f"id {self.id} is not a 32-bit unsigned integer")
         if self.secret is not None:
             _reject_devarg_separators("secret", self.secret)
-            if len(self.secret) > MEMIF_SECRET_MAX_LEN:
-                raise ValueError(f"secret longer than {MEMIF_SECRET_MAX_LEN} characters")
+            if len(self.secret.encode()) > MEMIF_SECRET_MAX_LEN:
+                raise ValueError(
+                    f"secret longer than {MEMIF_SECRET_MAX_LEN} bytes (a peer would read "
+                    "it cut short)"
+                )
         if not 1 <= self.rsize <= MEMIF_MAX_LOG2_RING_SIZE:
             raise ValueError(f"rsize (log2 ring size) {self.rsize} not in 1..14")
         if self.bsize <= 0:

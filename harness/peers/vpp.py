@@ -21,6 +21,7 @@ from typing import IO, Final, Self
 
 from harness.errors import LogTailError
 from harness.peers.reasons import DisconnectReason, normalise
+from reference_impl.wire import SECRET_SIZE
 
 DEFAULT_VPP_BINARY: Final = "vpp"
 DEFAULT_VPPCTL_BINARY: Final = "vppctl"
@@ -30,7 +31,7 @@ ABSTRACT_PREFIX: Final = "abstract:"
 ABSTRACT_SOCKET_MIN_VERSION: Final = (23, 6)
 """memif takes `abstract:` socket filenames from VPP 23.06 (085757bb493, fact sheet §1.2)."""
 
-MEMIF_SECRET_MAX_LEN: Final = 24
+MEMIF_SECRET_MAX_LEN: Final = SECRET_SIZE - 1  # the 24-byte field keeps its NUL
 VPP_MAX_RING_SIZE: Final = 32768  # cli.c: "maximum ring size is 32768"
 VPP_MAX_QUEUES: Final = 255  # cli.c: "rx queue must be between 1 - 255"
 UNIX_SOCKET_PATH_MAX: Final = 107  # sizeof(sockaddr_un.sun_path) - 1 for the NUL
@@ -436,8 +437,11 @@ class VppMemifInterface:
                 raise ValueError(f"{what} {count} not in 1..{VPP_MAX_QUEUES}")
         if self.secret is not None:
             _check_token("secret", self.secret)
-            if len(self.secret) > MEMIF_SECRET_MAX_LEN:
-                raise ValueError(f"secret longer than {MEMIF_SECRET_MAX_LEN} characters")
+            if len(self.secret.encode()) > MEMIF_SECRET_MAX_LEN:
+                raise ValueError(
+                    f"secret longer than {MEMIF_SECRET_MAX_LEN} bytes (a peer would read "
+                    "it cut short)"
+                )
         if self.hw_addr is not None and _MAC_RE.fullmatch(self.hw_addr) is None:
             raise ValueError(f"hw_addr {self.hw_addr!r} is not aa:bb:cc:dd:ee:ff")
 

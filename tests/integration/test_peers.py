@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration]
 
 MEMIF_REF_TEMPLATE = (
     f"{sys.executable} -m reference_impl.cli {{role}} --socket {{socket}} --id {{id}} "
-    "--rsize {rsize} --bsize {bsize} --timeout 60 responder"
+    "--rsize {rsize} --bsize {bsize} --timeout 60 --once responder"
 )
 
 

@@ -1,0 +1,425 @@
+"""The pytest plugin that makes scenarios a conformance run: pairs, verdicts, results.json.
+
+Use: `pytest -p scenarios.plugin scenarios/ --peers reference,testpmd --report-dir DIR`.
+Every scenario runs once per (server kind, client kind) pair; its outcome becomes a Verdict
+and `DIR/results.json` (harness.results.RunResult) is written when the session ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import tempfile
+import time
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from harness.peers.base import MemifSpec, PeerCrashed, Role
+from harness.results import (
+    CaseResult,
+    PeerInfo,
+    RunResult,
+    Verdict,
+    host_facts,
+    project_commit,
+)
+from harness.topology.labels import registered_run
+from scenarios import api
+
+RESULTS_FILE = "results.json"
+RUNTIMES = ("local",)
+DEFAULT_CASE_TIMEOUT = 120.0
+_VERDICT_ORDER = (Verdict.PASS, Verdict.SKIP, Verdict.XFAIL, Verdict.FAIL, Verdict.ERROR)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--peers, --report-dir, --runtime, --case-timeout."""
+    group = parser.getgroup("memif", "memif conformance scenarios")
+    group.addoption(
+        "--peers",
+        default=None,
+        help="comma-separated peer kinds that take part "
+        f"({', '.join(api.PEER_KINDS)}); default: reference, plus testpmd when "
+        "dpdk-testpmd is on PATH",
+    )
+    group.addoption("--report-dir", default=None, help="write results.json and artifacts here")
+    group.addoption("--runtime", default="local", help=f"where peers run: {', '.join(RUNTIMES)}")
+    group.addoption(
+        "--case-timeout",
+        type=float,
+        default=DEFAULT_CASE_TIMEOUT,
+        help="seconds each setup and call phase may take before it is a harness ERROR",
+    )
+
+
+def parse_peer_kinds(text: str | None) -> tuple[str, ...]:
+    """The peer kinds of `--peers` (default kinds when not given).
+
+    Raises:
+        pytest.UsageError: an unknown kind, or none at all.
+    """
+    if text is None:
+        return api.default_peer_kinds()
+    kinds = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [kind for kind in kinds if kind not in api.PEER_KINDS]
+    if unknown or not kinds:
+        raise pytest.UsageError(
+            f"--peers {text!r}: unknown kind(s) {unknown or '(none given)'}; "
+            f"known: {', '.join(api.PEER_KINDS)}"
+        )
+    return kinds
+
+
+def pair_id(server_kind: str, client_kind: str) -> str:
+    """The readable id of a pair: `testpmd-server--reference-client`."""
+    return f"{server_kind}-server--{client_kind}-client"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers, the scenario API's fixtures and this run's state."""
+    config.addinivalue_line(
+        "markers", f"{api.REQUIRES_MARK}(*capabilities): the scenario needs these capabilities"
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{api.DEVIATION_MARK}(peer_kind, role, citation): a known, cited peer deviation",
+    )
+    runtime = config.getoption("--runtime")
+    if runtime not in RUNTIMES:
+        raise pytest.UsageError(
+            f"--runtime {runtime!r}: the suites run peers {', '.join(RUNTIMES)} only for now"
+        )
+    kinds = parse_peer_kinds(config.getoption("--peers"))
+    report_dir = config.getoption("--report-dir")
+    run = ScenarioRun(
+        config,
+        kinds,
+        Path(report_dir).resolve() if report_dir else None,
+        runtime,
+        config.getoption("--case-timeout"),
+    )
+    config.pluginmanager.register(api, "scenarios.api")
+    config.pluginmanager.register(run, "scenarios.run")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Unregister the run id (its objects were removed case by case)."""
+    run = config.pluginmanager.get_plugin("scenarios.run")
+    if isinstance(run, ScenarioRun):
+        run.close()
+
+
+@dataclasses.dataclass
+class _Phase:
+    """The verdict one phase (setup, call, teardown) of a case produced."""
+
+    verdict: Verdict
+    reason: str = ""
+    observed: str = ""
+
+
+_PHASES_KEY = pytest.StashKey[dict[str, _Phase]]()
+_DURATION_KEY = pytest.StashKey[float]()
+_SECTIONS_KEY = pytest.StashKey[dict[str, str]]()
+
+
+class ScenarioRun:
+    """One run's state and hooks (one instance per pytest session)."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        kinds: tuple[str, ...],
+        report_dir: Path | None,
+        runtime: str,
+        case_timeout: float,
+    ) -> None:
+        self.config = config
+        self.kinds = kinds
+        self.report_dir = report_dir
+        self.case_timeout = case_timeout
+        self.started = time.time()
+        self._registration = registered_run()
+        label = self._registration.__enter__()
+        self.session = api.HarnessSession(label, runtime)
+        config.stash[api.SESSION_KEY] = self.session
+        self.cases: list[CaseResult] = []
+        self.result: RunResult | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Leave the run registry."""
+        if not self._closed:
+            self._closed = True
+            self._registration.__exit__(None, None, None)
+
+    # ----------------------------------------------------------------- collection
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """Reject a scenario without Steps:/Verify:, then parametrize it over the pairs."""
+        sections = api.docstring_sections(metafunc.function.__doc__)
+        missing = [name for name in ("Steps", "Verify") if not sections.get(name)]
+        if missing:
+            raise pytest.Collector.CollectError(
+                f"scenario {metafunc.definition.nodeid}: its docstring needs "
+                f"{' and '.join(name + ':' for name in missing)} section(s) "
+                "(the report shows them as the test plan)"
+            )
+        pairs = [(server, client) for server in self.kinds for client in self.kinds]
+        metafunc.parametrize(
+            "pair_kinds", pairs, ids=[pair_id(*pair) for pair in pairs], indirect=True
+        )
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Keep each case's Steps/Verify; turn known deviations of its pair into xfail."""
+        for item in items:
+            function = getattr(item, "function", None)
+            item.stash[_SECTIONS_KEY] = api.docstring_sections(getattr(function, "__doc__", ""))
+            server_kind, client_kind = _kinds(item)
+            citation = api.deviation_for(item, server_kind, client_kind)
+            if citation is not None:
+                item.add_marker(
+                    pytest.mark.xfail(reason=citation, raises=api.VerifyFailed, strict=False)
+                )
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A module that cannot be collected is an ERROR in the results too."""
+        if report.failed:
+            self.cases.append(
+                CaseResult(
+                    suite=_suite_of(report.nodeid),
+                    scenario="(collection)",
+                    case_id=report.nodeid,
+                    server_peer="",
+                    client_peer="",
+                    verdict=Verdict.ERROR,
+                    reason=f"collection error: {_collect_error_text(report)}",
+                )
+            )
+
+    # ----------------------------------------------------------------- running
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Open the case record and bound the phase by --case-timeout."""
+        record = api.CaseRecord(item.nodeid)
+        if self.report_dir is not None:
+            record.artifact_base = self.report_dir
+            record.artifact_dir = self.report_dir / "artifacts" / _safe(item.nodeid)
+        item.stash[api.RECORD_KEY] = record
+        item.stash[_PHASES_KEY] = {}
+        item.stash[_DURATION_KEY] = 0.0
+        api.begin_case(record)
+        with self._bounded(item, "setup"):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Bound the scenario body by --case-timeout."""
+        with self._bounded(item, "call"):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Close the case record after the fixtures stopped the peers."""
+        try:
+            return (yield)
+        finally:
+            api.end_case()
+
+    @contextlib.contextmanager
+    def _bounded(self, item: pytest.Item, phase: str) -> Iterator[None]:
+        timeout = self.case_timeout
+
+        def expire(signum: int, frame: FrameType | None) -> None:
+            raise api.HarnessTimeout(f"{phase} of {item.nodeid} took longer than {timeout:g} s")
+
+        if timeout <= 0:
+            yield
+            return
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Turn each phase's report into a verdict; after teardown, make the CaseResult."""
+        report = yield
+        if _PHASES_KEY not in item.stash:  # setup hook of another plugin failed first
+            item.stash[_PHASES_KEY] = {}
+            item.stash[_DURATION_KEY] = 0.0
+            item.stash[api.RECORD_KEY] = api.CaseRecord(item.nodeid)
+        record = item.stash[api.RECORD_KEY]
+        item.stash[_DURATION_KEY] += report.duration
+        phase = _classify(report, call, record)
+        if phase is not None:
+            item.stash[_PHASES_KEY][report.when] = phase
+        if report.when == "teardown":
+            self.cases.append(self._case_result(item, record))
+        return report
+
+    def _case_result(self, item: pytest.Item, record: api.CaseRecord) -> CaseResult:
+        phases = item.stash[_PHASES_KEY]
+        verdict = max(
+            (phase.verdict for phase in phases.values()),
+            key=_VERDICT_ORDER.index,
+            default=Verdict.ERROR,
+        )
+        reasons = [
+            f"{when}: {phase.reason}" if when != "call" and phase.reason else phase.reason
+            for when, phase in phases.items()
+            if phase.reason
+        ]
+        if not phases:
+            reasons.append("the case produced no report")
+        observed = [
+            f"{'' if check.ok else 'NOT MET: '}{check.what}: {check.observed}"
+            for check in record.checks
+        ]
+        observed += [f"note: {text}" for text in record.notes]
+        observed += [phase.observed for phase in phases.values() if phase.observed]
+        sections = item.stash.get(_SECTIONS_KEY, {})
+        server_kind, client_kind = _kinds(item)
+        return CaseResult(
+            suite=_suite_of(item.nodeid),
+            scenario=getattr(item, "originalname", item.name),
+            case_id=item.name,
+            server_peer=server_kind,
+            client_peer=client_kind,
+            verdict=verdict,
+            reason="; ".join(reasons),
+            expected="\n".join(f"{check.what}: {check.expected}" for check in record.checks),
+            observed="\n".join(observed),
+            steps=sections.get("Steps", ""),
+            verify=sections.get("Verify", ""),
+            duration=round(float(item.stash[_DURATION_KEY]), 3),
+            artifacts=tuple(sorted(record.artifacts, key=lambda artifact: artifact.path)),
+        )
+
+    # ----------------------------------------------------------------- the end
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write results.json (when --report-dir is given)."""
+        self.result = RunResult(
+            run_id=self.session.label.run_id,
+            started=self.started,
+            finished=time.time(),
+            host=host_facts(),
+            commit=project_commit(),
+            peers=[
+                PeerInfo(kind, self._version(kind), self.session.runtime) for kind in self.kinds
+            ],
+            placement={
+                "server_cpu": self.session.server_cpu,
+                "client_cpu": self.session.client_cpu,
+            },
+            cases=self.cases,
+        )
+        if self.report_dir is not None:
+            self.result.write(self.report_dir / RESULTS_FILE)
+
+    def _version(self, kind: str) -> str:
+        """The version of a peer kind, asked of an unstarted peer once all cases are over.
+
+        (testpmd answers `-v` only after initialising its EAL, which is slow while other
+        testpmds poll the CPUs.)
+        """
+        missing = self.session.probe.missing(api.PEER_KINDS[kind].needs)
+        if missing is not None:
+            return f"unavailable: {missing}"
+        prefix = self.session.label.dpdk_prefix("version")
+        with tempfile.TemporaryDirectory(prefix="memif-version-") as workdir:
+            try:
+                spec = MemifSpec(Role.SERVER, str(Path(workdir) / "unused.sock"))
+                return api.PEER_KINDS[kind].make(spec, Path(workdir), 0, prefix).version()
+            except Exception as exc:
+                return f"unknown ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """One line of verdict counts, and where results.json went."""
+        if self.result is None:
+            return
+        counts = ", ".join(f"{count} {name}" for name, count in self.result.counts().items())
+        where = f" -> {self.report_dir / RESULTS_FILE}" if self.report_dir else ""
+        terminalreporter.write_line(f"memif verdicts: {counts}{where}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _kinds(item: pytest.Item) -> tuple[str, str]:
+    callspec = getattr(item, "callspec", None)
+    kinds = callspec.params.get("pair_kinds") if callspec is not None else None
+    if kinds is None:
+        return "", ""
+    return str(kinds[0]), str(kinds[1])
+
+
+def _suite_of(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+    return module.removeprefix("test_")
+
+
+def _safe(nodeid: str) -> str:
+    name = nodeid.split("/")[-1]
+    return "".join(char if char.isalnum() or char in "._-" else "_" for char in name)
+
+
+def _longrepr_text(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # (path, lineno, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    text = getattr(longrepr, "reprcrash", None)
+    if text is not None:
+        return str(text.message)
+    return str(longrepr).strip().splitlines()[-1] if longrepr else ""
+
+
+def _collect_error_text(report: pytest.CollectReport, lines: int = 20) -> str:
+    return "\n".join(str(report.longrepr).strip().splitlines()[-lines:])
+
+
+def _classify(
+    report: pytest.TestReport, call: pytest.CallInfo[None], record: api.CaseRecord
+) -> _Phase | None:
+    """The verdict of one phase; None for a phase that passed quietly (setup, teardown)."""
+    xfail_reason = getattr(report, "wasxfail", None)
+    if report.passed:
+        if report.when != "call":
+            return None
+        if xfail_reason is not None:
+            return _Phase(Verdict.PASS, f"known deviation did not show ({xfail_reason})")
+        return _Phase(Verdict.PASS)
+    if report.skipped:
+        if xfail_reason is not None:
+            return _Phase(Verdict.XFAIL, str(xfail_reason))
+        return _Phase(Verdict.SKIP, _longrepr_text(report))
+    error = call.excinfo.value if call.excinfo is not None else None
+    crashed = record.crashed_peers()
+    if isinstance(error, PeerCrashed) or crashed:
+        if isinstance(error, PeerCrashed):
+            reason, tail = error.args[0].splitlines()[0], error.log_tail
+        else:
+            reason = ", ".join(f"{p.kind} {p.name}" for p in crashed) + " crashed"
+            tail = ""
+        return _Phase(Verdict.FAIL, reason, observed=f"crash log tail:\n{tail}" if tail else "")
+    if isinstance(error, api.VerifyFailed):
+        return _Phase(Verdict.FAIL, str(error))
+    if error is None:
+        return _Phase(Verdict.ERROR, _longrepr_text(report))
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, AssertionError):
+        first_line = f"assertion outside verify(): {first_line}"
+    return _Phase(Verdict.ERROR, f"{type(error).__name__}: {first_line}")

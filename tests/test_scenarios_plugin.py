@@ -1,0 +1,309 @@
+"""The scenario plugin on throwaway scenarios: pairs and ids, verdicts, results.json; and the
+real handshake and secret suites over reference x testpmd."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.results import RunResult, Verdict
+from harness.run import RunError, run_suites, suite_path
+
+pytest_plugins = ["pytester"]
+
+DOC = '''"""{summary}
+
+    Steps:
+        1. Do the thing.
+    Verify:
+        - It went as expected.
+    """'''
+
+OUTCOMES = f"""
+import time
+
+import pytest
+
+from scenarios.api import (
+    Capability, PeerCrashed, PeerError, Role, known_deviation, requires, verify,
+)
+
+MISSING = Capability("FAKE_CAPABILITY", lambda: (False, "not on this host"))
+
+
+def test_passes():
+    {DOC.format(summary="Passes.")}
+    verify(True, "answer", expected=42, observed=42)
+
+
+def test_verify_fails():
+    {DOC.format(summary="A check that does not hold.")}
+    verify(True, "first", expected="a", observed="a")
+    verify(False, "second", expected="up", observed="down")
+
+
+def test_raises():
+    {DOC.format(summary="A harness bug.")}
+    raise RuntimeError("the harness broke")
+
+
+def test_peer_error():
+    {DOC.format(summary="A peer that cannot run.")}
+    raise PeerError("testpmd did not start", "EAL: no hugepages")
+
+
+def test_plain_assert():
+    {DOC.format(summary="An assert outside verify().")}
+    assert 1 == 2
+
+
+def test_peer_crashed():
+    {DOC.format(summary="A peer crash.")}
+    raise PeerCrashed("testpmd crashed", "Segmentation fault")
+
+
+def test_skips():
+    {DOC.format(summary="Skips itself.")}
+    pytest.skip("no reason to run")
+
+
+@requires(MISSING)
+def test_requires_missing():
+    {DOC.format(summary="Needs what is not here.")}
+    raise AssertionError("must not run")
+
+
+@known_deviation("reference", Role.SERVER, "fact sheet §9.8: a cited deviation")
+def test_known_deviation():
+    {DOC.format(summary="A known deviation that shows.")}
+    verify(False, "reason", expected="secret-required", observed="incorrect-secret")
+
+
+@known_deviation("reference", Role.SERVER, "fact sheet §9.8: not seen")
+def test_known_deviation_absent():
+    {DOC.format(summary="A known deviation that does not show.")}
+    verify(True, "reason", expected="x", observed="x")
+
+
+@known_deviation("reference", Role.SERVER, "fact sheet: excuses FAILs only")
+def test_known_deviation_keeps_errors():
+    {DOC.format(summary="A harness error under a known deviation.")}
+    raise RuntimeError("still the harness's fault")
+
+
+@known_deviation("vpp", None, "only for vpp")
+def test_deviation_of_another_kind():
+    {DOC.format(summary="A deviation of a kind not in the pair.")}
+    verify(False, "reason", expected="x", observed="y")
+
+
+def test_too_slow():
+    {DOC.format(summary="Outlives the case timeout.")}
+    time.sleep(30)
+
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    raise OSError("cannot remove the socket directory")
+
+
+def test_teardown_error(broken_teardown):
+    {DOC.format(summary="Its fixture fails at teardown.")}
+    verify(True, "body", expected=1, observed=1)
+"""
+
+EXPECTED = {
+    "test_passes": (Verdict.PASS, ""),
+    "test_verify_fails": (Verdict.FAIL, "second: expected up, observed down"),
+    "test_raises": (Verdict.ERROR, "RuntimeError: the harness broke"),
+    "test_peer_error": (Verdict.ERROR, "PeerError: testpmd did not start"),
+    "test_plain_assert": (Verdict.ERROR, "assertion outside verify()"),
+    "test_peer_crashed": (Verdict.FAIL, "testpmd crashed"),
+    "test_skips": (Verdict.SKIP, "no reason to run"),
+    "test_requires_missing": (Verdict.SKIP, "FAKE_CAPABILITY (not on this host)"),
+    "test_known_deviation": (Verdict.XFAIL, "fact sheet §9.8: a cited deviation"),
+    "test_known_deviation_absent": (Verdict.PASS, "known deviation did not show"),
+    "test_known_deviation_keeps_errors": (Verdict.ERROR, "still the harness's fault"),
+    "test_deviation_of_another_kind": (Verdict.FAIL, "reason: expected x, observed y"),
+    "test_too_slow": (Verdict.ERROR, "HarnessTimeout: call of"),
+    "test_teardown_error": (Verdict.ERROR, "teardown: OSError: cannot remove"),
+}
+
+
+def run_plugin(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_inprocess("-p", "scenarios.plugin", "-p", "no:cacheprovider", *args)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The throwaway outcome scenarios, run once in a pytest subprocess."""
+    directory = tmp_path_factory.mktemp("outcomes")
+    (directory / "test_outcomes.py").write_text(OUTCOMES)
+    report_dir = directory / "report"
+    argv = [sys.executable, "-m", "pytest", "-p", "scenarios.plugin", "-p", "no:cacheprovider"]
+    argv += ["--rootdir", str(directory), "--peers", "reference", "--case-timeout", "2"]
+    argv += ["--report-dir", str(report_dir), str(directory)]
+    done = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=120)
+    assert (report_dir / "results.json").is_file(), done.stdout + done.stderr
+    return RunResult.read(report_dir / "results.json")
+
+
+def test_every_outcome_maps_to_its_verdict(report: RunResult) -> None:
+    by_scenario = {case.scenario: case for case in report.cases}
+    assert set(by_scenario) == set(EXPECTED)
+    for scenario, (verdict, reason) in EXPECTED.items():
+        case = by_scenario[scenario]
+        assert case.verdict is verdict, (scenario, case.verdict, case.reason)
+        assert reason in case.reason, (scenario, case.reason)
+
+
+def test_cases_carry_checks_plan_and_pair(report: RunResult) -> None:
+    case = next(c for c in report.cases if c.scenario == "test_verify_fails")
+    assert case.case_id == "test_verify_fails[reference-server--reference-client]"
+    assert case.suite == "outcomes"
+    assert (case.server_peer, case.client_peer) == ("reference", "reference")
+    assert case.expected == "first: a\nsecond: up"
+    assert case.observed == "first: a\nNOT MET: second: down"
+    assert case.steps == "1. Do the thing."
+    assert case.verify == "- It went as expected."
+    crash = next(c for c in report.cases if c.scenario == "test_peer_crashed")
+    assert "Segmentation fault" in crash.observed
+
+
+def test_results_json_has_run_facts(report: RunResult) -> None:
+    assert len(report.run_id) == 8
+    assert report.finished >= report.started > 0
+    assert report.host["cpus"] >= 1
+    assert [peer.name for peer in report.peers] == ["reference"]
+    assert report.peers[0].version.startswith("memif-ref")
+    assert report.placement == {"server_cpu": 0, "client_cpu": 1}
+    assert report.counts()["ERROR"] == 6
+    assert report.exit_code() == 2
+
+
+def test_pairs_have_readable_ids(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_ids=f"""
+import pytest
+
+def test_link_up():
+    {DOC.format(summary="Ids.")}
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["filesystem", "abstract"])
+def test_sockets(abstract):
+    {DOC.format(summary="Ids with a parameter of its own.")}
+"""
+    )
+    result = run_plugin(pytester, "--peers", "reference,testpmd", "--collect-only", "-q")
+    ids = [line for line in result.outlines if "::" in line]
+    assert ids[:4] == [
+        "test_ids.py::test_link_up[reference-server--reference-client]",
+        "test_ids.py::test_link_up[reference-server--testpmd-client]",
+        "test_ids.py::test_link_up[testpmd-server--reference-client]",
+        "test_ids.py::test_link_up[testpmd-server--testpmd-client]",
+    ]
+    assert "test_ids.py::test_sockets[testpmd-server--reference-client-abstract]" in ids
+    assert len(ids) == 12
+
+
+def test_testpmd_pairs_skip_naming_the_capability_without_testpmd(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(pytester.path))  # no dpdk-testpmd on this PATH
+    pytester.makepyfile(test_skip=f"def test_up():\n    {DOC.format(summary='Up.')}\n")
+    report_dir = pytester.path / "report"
+    run_plugin(pytester, "--peers", "reference,testpmd", "--report-dir", str(report_dir))
+    cases = {c.case_id: c for c in RunResult.read(report_dir / "results.json").cases}
+    assert cases["test_up[reference-server--reference-client]"].verdict is Verdict.PASS
+    skipped = cases["test_up[reference-server--testpmd-client]"]
+    assert skipped.verdict is Verdict.SKIP
+    assert "missing capability TESTPMD" in skipped.reason
+
+
+def test_scenario_without_steps_or_verify_is_a_collection_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_undocumented='''
+def test_no_plan():
+    """Only a summary."""
+
+def test_documented():
+    """Steps:
+        1. x
+    Verify:
+        - y
+    """
+'''
+    )
+    report_dir = pytester.path / "report"
+    result = run_plugin(pytester, "--peers", "reference", "--report-dir", str(report_dir))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*test_no_plan*needs Steps: and Verify: section(s)*"])
+    cases = RunResult.read(report_dir / "results.json").cases
+    assert [(c.scenario, c.verdict) for c in cases] == [("(collection)", Verdict.ERROR)]
+    assert "test_no_plan" in cases[0].reason
+
+
+def test_unknown_peer_kind_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x=f"def test_x():\n    {DOC.format(summary='x')}\n")
+    result = run_plugin(pytester, "--peers", "reference,libmemif")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown kind(s)*libmemif*known: reference, testpmd*"])
+
+
+def test_unknown_suite_is_refused() -> None:
+    assert suite_path("handshake").name == "test_handshake.py"
+    with pytest.raises(RunError, match=r"known suites: .*handshake"):
+        suite_path("nonsense")
+
+
+@pytest.mark.integration
+def test_a_crashed_reference_peer_is_a_fail_with_its_log(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_crash=f"""
+import os
+import signal
+
+from scenarios.api import expect_link_up
+
+def test_server_dies(pair):
+    {DOC.format(summary="The server segfaults.")}
+    expect_link_up(pair)
+    os.kill(pair.server.process.pid, signal.SIGSEGV)
+"""
+    )
+    report_dir = pytester.path / "report"
+    run_plugin(pytester, "--peers", "reference", "--report-dir", str(report_dir))
+    (case,) = RunResult.read(report_dir / "results.json").cases
+    assert case.verdict is Verdict.FAIL
+    assert "reference server crashed" in case.reason
+    logs = {artifact.path.rsplit("/", 1)[-1] for artifact in case.artifacts}
+    assert logs == {"server-reference.log", "client-reference.log"}
+    assert all((report_dir / artifact.path).is_file() for artifact in case.artifacts)
+
+
+@pytest.mark.integration
+@pytest.mark.testpmd
+def test_handshake_and_secret_suites_reference_x_testpmd(tmp_path: Path) -> None:
+    if shutil.which("dpdk-testpmd") is None:
+        pytest.skip("dpdk-testpmd not installed (Debian package dpdk-dev)")
+    started = time.monotonic()
+    result = run_suites(["handshake", "secret"], ["reference", "testpmd"], tmp_path)
+    elapsed = time.monotonic() - started
+    errors = [f"{c.case_id}: {c.reason}" for c in result.cases if c.verdict is Verdict.ERROR]
+    assert not errors, errors
+    pairs = {(c.server_peer, c.client_peer) for c in result.cases}
+    assert pairs == {(s, c) for s in ("reference", "testpmd") for c in ("reference", "testpmd")}
+    assert len(result.cases) == 44
+    assert {p.name: p.version.split()[0] for p in result.peers} == {
+        "reference": "memif-ref",
+        "testpmd": "DPDK",
+    }
+    assert elapsed < 180, f"the suites took {elapsed:.0f} s"
