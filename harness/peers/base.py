@@ -16,6 +16,7 @@ from typing import ClassVar, Self
 
 from harness.errors import LogTailError
 from harness.peers.reasons import DisconnectReason
+from harness.topology.numa import Placement
 from reference_impl.wire import SECRET_SIZE
 
 
@@ -114,17 +115,27 @@ class Peer(abc.ABC):
 
     kind: ClassVar[str]
 
-    def __init__(self, spec: MemifSpec, workdir: Path, *, cpu: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: MemifSpec,
+        workdir: Path,
+        *,
+        cpu: int | None = None,
+        placement: Placement | None = None,
+    ) -> None:
         """Prepare (not start) a peer.
 
         Args:
             spec: the interface to create.
             workdir: private directory for logs and config files.
             cpu: CPU to pin the peer's polling threads to, if any.
+            placement: NUMA placement (CPUs and memory node) from harness.topology.numa;
+                when given, its first CPU is the peer's `cpu`.
         """
         self.spec = spec
         self.workdir = workdir
-        self.cpu = cpu
+        self.placement = placement
+        self.cpu = placement.cpus[0] if placement is not None else cpu
 
     @abc.abstractmethod
     def start(self) -> None:

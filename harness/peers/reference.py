@@ -23,6 +23,7 @@ from harness.peers.base import (
 )
 from harness.peers.reasons import normalise
 from harness.runtime.local import LocalProcess, ProcessError
+from harness.topology.numa import Placement
 
 LIFETIME = 600.0  # seconds; memif-ref stops by itself after this whatever happens
 _POLL = 0.02
@@ -63,8 +64,15 @@ class ReferencePeer(Peer):
 
     kind = "reference"
 
-    def __init__(self, spec: MemifSpec, workdir: Path, *, cpu: int | None = None) -> None:
-        super().__init__(spec, workdir, cpu=cpu)
+    def __init__(
+        self,
+        spec: MemifSpec,
+        workdir: Path,
+        *,
+        cpu: int | None = None,
+        placement: Placement | None = None,
+    ) -> None:
+        super().__init__(spec, workdir, cpu=cpu, placement=placement)
         self.status_path = workdir / f"reference-{spec.role.value}.status.json"
         self.process: LocalProcess | None = None
 
@@ -73,7 +81,7 @@ class ReferencePeer(Peer):
         argv = memif_ref_argv(self.spec, self.status_path)
         log = self.workdir / f"reference-{self.spec.role.value}.log"
         try:
-            self.process = LocalProcess(argv, log, cpu=self.cpu)
+            self.process = LocalProcess(argv, log, cpu=self.cpu, placement=self.placement)
             self.process.wait_for(self.status_path.exists, 15.0, "a status file")
         except ProcessError as exc:
             raise PeerError("memif-ref did not start", str(exc)) from exc

@@ -191,6 +191,7 @@ class TestpmdConfig:
             the runtime directory /var/run/dpdk/<file_prefix> and hugepage files.
         cpu: CPU that all lcores of this instance are pinned to (`--lcores 0@cpu,1@cpu`).
         hugepages: Use hugetlbfs; False runs with `--no-huge -m memory_mb`.
+        lcore_map: --lcores map from a NUMA placement (overrides `cpu`).
         memory_mb: EAL memory with --no-huge.
         total_num_mbufs: mbuf pool size; None lets testpmd size it (~155k mbufs, ~340 MB,
             seconds of start-up without hugepages).
@@ -215,6 +216,7 @@ class TestpmdConfig:
     ports: tuple[TestpmdMemifPort, ...]
     file_prefix: str
     cpu: int = 0
+    lcore_map: str | None = None
     hugepages: bool = False
     memory_mb: int = 512
     total_num_mbufs: int | None = 16384
@@ -258,7 +260,12 @@ class TestpmdConfig:
 
     @property
     def lcores(self) -> str:
-        """The --lcores map: the main lcore and every forwarding lcore on `cpu`."""
+        """The --lcores map: the main lcore and every forwarding lcore on `cpu`.
+
+        A NUMA placement's own map (`lcore_map`) wins when given.
+        """
+        if self.lcore_map is not None:
+            return self.lcore_map
         return ",".join(f"{lcore}@{self.cpu}" for lcore in range(self.nb_cores + 1))
 
     def eal_args(self) -> list[str]:

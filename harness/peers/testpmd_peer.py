@@ -37,6 +37,7 @@ from harness.peers.testpmd import (
     version,
 )
 from harness.topology.labels import LabelError, RunLabel
+from harness.topology.numa import Placement
 
 if TYPE_CHECKING:
     from harness.runtime.docker import DockerRuntime
@@ -53,8 +54,14 @@ HUGEPAGES_DIR: Final = Path("/dev/hugepages")
 """Mounted into testpmd containers when present (at the same path)."""
 
 
-def testpmd_config(spec: MemifSpec, *, cpu: int, file_prefix: str) -> TestpmdConfig:
-    """The testpmd configuration for a spec (this adapter owns testpmd's quirks)."""
+def testpmd_config(
+    spec: MemifSpec, *, cpu: int, file_prefix: str, placement: Placement | None = None
+) -> TestpmdConfig:
+    """The testpmd configuration for a spec (this adapter owns testpmd's quirks).
+
+    A NUMA placement pins the lcores to its CPUs and, with hugepages, puts the memory
+    on its node (`--socket-mem`).
+    """
     port = TestpmdMemifPort(
         role=MemifRole.SERVER if spec.role is Role.SERVER else MemifRole.CLIENT,
         socket_path=spec.socket_path,
@@ -74,9 +81,17 @@ def testpmd_config(spec: MemifSpec, *, cpu: int, file_prefix: str) -> TestpmdCon
         rxq=spec.queues,
         txq=spec.queues,
         txpkts=str(spec.frame_size) if spec.activity is Activity.SOURCE else None,
+        lcore_map=placement.lcore_map() if placement is not None else None,
         # The memif driver logs disconnect reasons only at debug level.
-        extra_eal_args=("--log-level=pmd.net.memif:debug",),
+        extra_eal_args=("--log-level=pmd.net.memif:debug", *_socket_mem(spec, placement)),
     )
+
+
+def _socket_mem(spec: MemifSpec, placement: Placement | None) -> tuple[str, ...]:
+    if placement is None or not (spec.zero_copy and hugepages_available()):
+        return ()
+    socket_mem = placement.socket_mem()
+    return ("--socket-mem", socket_mem) if socket_mem else ()
 
 
 class TestpmdPeer(Peer):
@@ -98,6 +113,7 @@ class TestpmdPeer(Peer):
         workdir: Path,
         *,
         cpu: int | None = None,
+        placement: Placement | None = None,
         binary: str = DEFAULT_BINARY,
         file_prefix: str | None = None,
         runtime: Literal["local"] | DockerRuntime = "local",
@@ -110,6 +126,7 @@ class TestpmdPeer(Peer):
             spec: The memif interface.
             workdir: Directory for testpmd's log.
             cpu: CPU for testpmd's lcores (and the container's cpuset); 0 if None.
+            placement: NUMA placement: lcores on its CPUs, memory on its node.
             binary: testpmd executable (on the host, or in the image).
             file_prefix: EAL --file-prefix; unique per instance. Default: random locally,
                 `memif-<run>-<name>` in a container (its hugepage files are on the host).
@@ -123,7 +140,8 @@ class TestpmdPeer(Peer):
             PeerError: The spec cannot work in a container (abstract or relative socket
                 path, socket directory missing on the host).
         """
-        super().__init__(spec, workdir, cpu=cpu)
+        super().__init__(spec, workdir, cpu=cpu, placement=placement)
+        cpu = self.cpu
         self.binary = binary
         self.runtime = runtime
         self.image = image
@@ -134,7 +152,9 @@ class TestpmdPeer(Peer):
                 raise ValueError(f"runtime must be 'local' or a DockerRuntime, not {runtime!r}")
             self.name = name or "testpmd"
             prefix = file_prefix or f"memif-{uuid.uuid4().hex[:10]}"
-            self.config = testpmd_config(spec, cpu=cpu or 0, file_prefix=prefix)
+            self.config = testpmd_config(
+                spec, cpu=cpu or 0, file_prefix=prefix, placement=placement
+            )
         else:
             if image is None:
                 raise ValueError("a DockerRuntime needs the testpmd image tag (image=)")
@@ -145,7 +165,7 @@ class TestpmdPeer(Peer):
             except LabelError as error:
                 raise ValueError(f"container name {self.name!r}: {error}") from error
             prefix = file_prefix or label.dpdk_prefix(self.name)
-            config = testpmd_config(spec, cpu=cpu or 0, file_prefix=prefix)
+            config = testpmd_config(spec, cpu=cpu or 0, file_prefix=prefix, placement=placement)
             # Only /dev/hugepages goes into the container: hugepages only if it is hugetlbfs.
             hugepages = config.hugepages and HUGEPAGES_DIR in hugetlbfs_mounts()
             self.config = dataclasses.replace(config, hugepages=hugepages)

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from harness.topology.numa import Placement
+
 _POLL = 0.02
 _TAIL_LINES = 40
 
@@ -34,6 +36,7 @@ class LocalProcess:
         cpu: int | None = None,
         env: Mapping[str, str] | None = None,
         netns: str | None = None,
+        placement: Placement | None = None,
     ) -> None:
         """Start `argv` now.
 
@@ -43,6 +46,8 @@ class LocalProcess:
             cpu: pin the process (and its threads) to this CPU.
             env: environment (default: inherited).
             netns: name of a network namespace (/run/netns/NAME) to run in.
+            placement: NUMA placement: CPU affinity and memory bound to its node
+                (overrides `cpu`).
 
         Raises:
             ProcessError: the program cannot be run.
@@ -62,7 +67,9 @@ class LocalProcess:
                 fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
                 os.setns(fd, os.CLONE_NEWNET)
                 os.close(fd)
-            if cpu is not None:
+            if placement is not None:
+                placement.apply_to_current_thread()
+            elif cpu is not None:
                 os.sched_setaffinity(0, {cpu})
 
         try:
@@ -73,7 +80,7 @@ class LocalProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env=dict(env) if env is not None else None,
-                preexec_fn=in_child if (cpu is not None or netns is not None) else None,
+                preexec_fn=in_child if (cpu, netns, placement) != (None, None, None) else None,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             self._log.close()
