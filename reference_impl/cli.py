@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         else:
             _notice(f"link up: peer {driver.link_facts['peer_name']!r}")
             result = _run_action(args, driver, addresses, deadline)
-            report["result"] = dataclasses_asdict(result)
+            report["result"] = result_as_dict(result)
             if result.ok:
                 code = EXIT_OK
             elif result.stopped_by == "deadline":
@@ -311,7 +311,7 @@ def _notice(text: str) -> None:
     print(f"memif-ref: {text}", file=sys.stderr, flush=True)
 
 
-def dataclasses_asdict(result: actions.ActionResult) -> dict[str, Any]:
+def result_as_dict(result: actions.ActionResult) -> dict[str, Any]:
     """Action result as a JSON-ready dict."""
     return {"ok": result.ok, "stopped_by": result.stopped_by, **result.facts}
 

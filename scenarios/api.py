@@ -587,6 +587,11 @@ class Lab:
             finally:
                 self.record.save_log(started)
 
+        for started in self.record.peers:  # nobody polls the rings while a peer leaves
+            try:
+                started.peer.quiesce()
+            except BaseException as exc:
+                errors.append(exc)
         clients = [p for p in self.record.peers if p.role is Role.CLIENT]
         servers = [p for p in self.record.peers if p.role is Role.SERVER]
         for group in (clients, servers):

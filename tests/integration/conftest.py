@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,19 +57,43 @@ class TestpmdFactory:
     def start(self, *ports: TestpmdMemifPort, **options: Any) -> TestpmdProcess:
         """Start testpmd (pinned to TESTPMD_CPU) with the given memif ports."""
         prefix = self.label.dpdk_prefix(f"it{uuid.uuid4().hex[:10]}")
+        options.setdefault("extra_eal_args", MEMIF_DEBUG_LOG)
         config = TestpmdConfig(ports=ports, file_prefix=prefix, cpu=TESTPMD_CPU, **options)
         process = TestpmdProcess(config, self.log_dir / f"{prefix}.log", binary=self.binary)
         self.started.append(process)
         return process.start()
 
 
+MEMIF_DEBUG_LOG = ("--log-level=pmd.net.memif:debug",)
+KNOWN_TEARDOWN_CRASH = (
+    "DPDK 22.11 testpmd died by SIGSEGV after its memif peer had disconnected (the "
+    "control thread unmaps the regions while a forwarding lcore may still poll them); "
+    "seen in about 1 of 50 testpmd runs here, only after the test's own checks"
+)
+_PEER_GONE = ("memif_disconnect", "Invalid message size = 0", "Telling cores to stop")
+
+
+def _is_known_teardown_crash(process: TestpmdProcess) -> bool:
+    """SIGSEGV, and the log shows the memif peer had gone (or testpmd was quitting)."""
+    if process.returncode != -signal.SIGSEGV:
+        return False
+    return any(marker in process.log_text() for marker in _PEER_GONE)
+
+
 @pytest.fixture
 def testpmd(testpmd_binary: str, tmp_path: Path, run_label: RunLabel) -> Iterator[TestpmdFactory]:
-    """Factory for testpmd processes, all stopped (and their files removed) at teardown."""
+    """Factory for testpmd processes, all stopped (and their files removed) at teardown.
+
+    A crash fails the test, except DPDK 22.11's known crash once its memif peer has left,
+    which is reported as a warning citing it (the reference under test had finished).
+    """
     factory = TestpmdFactory(testpmd_binary, tmp_path, run_label, [])
     yield factory
     for process in factory.started:
         process.stop()
+        if process.crashed and _is_known_teardown_crash(process):
+            warnings.warn(f"{KNOWN_TEARDOWN_CRASH}\n{process.log_tail(8)}", stacklevel=1)
+            continue
         assert not process.crashed, (
             f"testpmd crashed (exit {process.returncode}):\n{process.log_tail()}"
         )

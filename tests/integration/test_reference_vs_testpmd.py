@@ -209,6 +209,7 @@ def test_testpmd_counts_chained_1500_byte_frames_from_reference_client_exactly(
         assert stats.rx_packets == 1000
         assert stats.rx_bytes == 1500 * 1000
         assert link.counters.tx_chained == 1000
+        tp.stop_forwarding()  # quiesce testpmd before its peer leaves (DPDK 22.11 crash)
     finally:
         client.close()
 
@@ -268,6 +269,7 @@ def test_chained_frames_round_trip_byte_for_byte_through_testpmd_macswap(
             assert back[12:] == out[12:]
         assert link.counters.rx_chained == len(sent)
         assert link.counters.rx_errors == 0
+        tp.stop_forwarding()  # quiesce testpmd before its peer leaves (DPDK 22.11 crash)
     finally:
         client.close()
 
