@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import IO, Final, Self
 
 from harness.errors import LogTailError
+from harness.topology.hugepages import hugepages_available, hugetlbfs_mounts
 from reference_impl.wire import SECRET_SIZE
 
 PROMPT: Final = "testpmd> "
@@ -663,43 +664,6 @@ def runtime_dir(file_prefix: str) -> Path:
     else:
         base = Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp"))
     return base / "dpdk" / file_prefix
-
-
-def hugetlbfs_mounts(mounts_file: Path = Path("/proc/mounts")) -> list[Path]:
-    """List mounted hugetlbfs directories.
-
-    Args:
-        mounts_file: The mount table to read.
-
-    Returns:
-        Mount points of type hugetlbfs.
-    """
-    try:
-        lines = mounts_file.read_text().splitlines()
-    except OSError:
-        return []
-    return [
-        Path(fields[1])
-        for fields in map(str.split, lines)
-        if len(fields) > 2 and fields[2] == "hugetlbfs"
-    ]
-
-
-def hugepages_available(min_free_pages: int = 256, meminfo: Path = Path("/proc/meminfo")) -> bool:
-    """Whether testpmd can run with hugepages: enough free pages and a hugetlbfs mount.
-
-    Args:
-        min_free_pages: Free default-size hugepages needed.
-        meminfo: Where to read HugePages_Free.
-
-    Returns:
-        True if `TestpmdConfig(hugepages=True)` can be used; else use the --no-huge mode.
-    """
-    try:
-        match = re.search(r"^HugePages_Free:\s+(\d+)", meminfo.read_text(), re.M)
-    except OSError:
-        return False
-    return match is not None and int(match.group(1)) >= min_free_pages and bool(hugetlbfs_mounts())
 
 
 def _tail(text: str, lines: int = _LOG_TAIL_LINES) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from pyroute2 import netns as pyroute2_netns
 
 from harness.topology import netns as topo_netns
+from harness.topology.hugepages import hugetlbfs_mounts
 from harness.topology.labels import (
     DEFAULT_REGISTRY_DIR,
     DEFAULT_TMP_DIR,
@@ -162,23 +163,8 @@ def _scan_links(notes: list[str]) -> Iterator[Leftover]:
         yield Leftover(LeftoverKind.LINK, name, run_id, "root netns", parsed[1] if parsed else None)
 
 
-def _hugetlbfs_mounts(mounts_file: Path) -> list[Path]:
-    mounts: list[Path] = []
-    try:
-        lines = mounts_file.read_text().splitlines()
-    except FileNotFoundError:
-        return mounts
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 3 and fields[2] == "hugetlbfs":
-            # /proc/mounts escapes space, tab, newline and backslash as octal.
-            mountpoint = fields[1].encode().decode("unicode_escape")
-            mounts.append(Path(mountpoint))
-    return mounts
-
-
 def _scan_hugepage_files(paths: ReapPaths) -> Iterator[Leftover]:
-    for mount in _hugetlbfs_mounts(paths.mounts_file):
+    for mount in hugetlbfs_mounts(paths.mounts_file):
         try:
             entries = list(os.scandir(mount))
         except (FileNotFoundError, PermissionError, NotADirectoryError):
