@@ -534,9 +534,23 @@ class MemifProtocol:
     def _on_connect(self, message: wire.Message, fds: tuple[int, ...]) -> list[Event]:
         assert isinstance(message, wire.Connect)
         self._no_fds(fds)
+        self._check_announced_rings()
         self.peer_if_name = message.if_name
         self.state = State.CONNECTING
         return [ConnectRequested(message.if_name)]
+
+    def _check_announced_rings(self) -> None:
+        """At CONNECT: every ring lies in an announced region; indices run 0..n-1 per way."""
+        for announced in self.rings:
+            if announced.region >= len(self.regions):
+                raise RemoteProtocolError(
+                    f"{announced.ring_type.name} ring {announced.index} in unknown region "
+                    f"{announced.region}"
+                )
+        for ring_type in RingType:
+            indices = sorted(r.index for r in self.rings if r.ring_type is ring_type)
+            if indices != list(range(len(indices))):
+                raise RemoteProtocolError(f"{ring_type.name} ring indices {indices} have gaps")
 
     def _on_ack(self, message: wire.Message, fds: tuple[int, ...]) -> list[Event]:
         self._no_fds(fds)

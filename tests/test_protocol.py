@@ -1212,3 +1212,24 @@ def test_local_disconnect_with_a_lone_surrogate_reason_does_not_raise() -> None:
     client = MemifProtocol(Role.CLIENT, config=InterfaceConfig())
     events = client.disconnect("broken \ud800")
     assert events == [Disconnected("broken ?", by_peer=False)]
+
+
+def test_connect_refused_when_a_ring_names_an_unannounced_region_or_indices_have_gaps() -> None:
+    def server_after(*messages: tuple[wire.Message, list[int]]) -> list[Event]:
+        directory = StaticInterfaceDirectory(InterfaceConfig(c2s_rings=2, s2c_rings=2))
+        server = MemifProtocol(Role.SERVER, directory=directory)
+        server.receive(wire.Init().pack())
+        events: list[Event] = []
+        for message, fds in messages:
+            events = server.receive(message.pack(), fds)
+        return events
+
+    region = (wire.AddRegion(index=0, size=4096), [5])
+    stray = (wire.AddRing(flags=1, index=0, region=1), [6])
+    assert server_after(region, stray, (wire.Connect(), [])) == [
+        Disconnected("C2S ring 0 in unknown region 1", by_peer=False)
+    ]
+    gap = (wire.AddRing(flags=1, index=1, region=0), [6])
+    assert server_after(region, gap, (wire.Connect(), [])) == [
+        Disconnected("C2S ring indices [1] have gaps", by_peer=False)
+    ]
