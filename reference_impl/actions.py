@@ -35,6 +35,10 @@ class LinkDriver(Protocol):
         """Handle control messages, waiting up to `timeout` seconds."""
         ...
 
+    def publish(self, facts: dict[str, Any]) -> None:
+        """Make the action's facts so far visible (the status file) while it runs."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class Addresses:
@@ -307,4 +311,193 @@ def _drain(driver: LinkDriver, until: float) -> bool | None:
     return False
 
 
-__all__ = ["ActionResult", "Addresses", "LinkDriver", "ping", "respond", "sink", "source"]
+def forward(driver: LinkDriver, deadline: float, *, keep_serving: bool = False) -> ActionResult:
+    """Send every received frame back, unchanged, on the queue it came from.
+
+    Frames the TX ring cannot take yet wait (in order) for the next burst; the action ends
+    at the deadline or, without `keep_serving`, with the link.
+    """
+    loop = _Loop(driver, deadline, keep_serving=keep_serving)
+    waiting: dict[int, list[bytes]] = {}
+    forwarded = 0
+    progressed = True
+    while (link := loop.link(progressed)) is not None:
+        progressed = False
+        for queue in range(len(link.rx)):
+            tx_queue = queue % len(link.tx)
+            pending = waiting.pop(tx_queue, [])
+            if pending:
+                went = link.transmit(PacketBatch.from_frames(pending), tx_queue)
+                forwarded += went
+                progressed = progressed or went > 0
+                if went < len(pending):
+                    waiting[tx_queue] = pending[went:]
+                    continue
+            batch = link.receive(queue)
+            if not len(batch):
+                continue
+            progressed = True
+            went = link.transmit(batch, tx_queue)
+            forwarded += went
+            if went < len(batch):
+                waiting[tx_queue] = batch.frames()[went:]
+    return ActionResult(True, loop.stopped_by, {"forwarded": forwarded, "sessions": loop.sessions})
+
+
+@dataclasses.dataclass
+class _CheckTally:
+    """What came back of the numbered frames a check sent."""
+
+    sent: int = 0
+    matched: int = 0
+    mismatched: int = 0
+    foreign: int = 0
+    first_mismatch: dict[str, Any] | None = None
+
+    def facts(self, count: int, done: bool) -> dict[str, Any]:
+        returned = self.matched + self.mismatched
+        return {
+            "count": count,
+            "sent": self.sent,
+            "matched": self.matched,
+            "mismatched": self.mismatched,
+            "missing": self.sent - returned if done else None,
+            "foreign": self.foreign,
+            "first_mismatch": self.first_mismatch,
+            "done": done,
+        }
+
+
+def check(
+    driver: LinkDriver,
+    addresses: Addresses,
+    deadline: float,
+    *,
+    count: int,
+    sizes: tuple[int, ...],
+    window: int,
+    stall: float = 2.0,
+    hold: bool = True,
+) -> ActionResult:
+    """Send `count` numbered frames (sizes cycling through `sizes`) and check each one
+    comes back byte for byte (after the MACs, which a forwarder may swap).
+
+    First a probe frame is sent every `_PROBE_INTERVAL` until one comes back: a forwarder
+    may discard what arrives before it forwards (testpmd flushes its RX queues at
+    `start`), and a frame lost that way is no fault of the datapath.
+    At most `window` frames are in flight. The check ends when every frame came back,
+    when nothing came back for `stall` seconds, at the deadline, or with the link. With
+    `hold` the link is then kept up, idle, until the deadline (the peer decides when the
+    session ends: a DPDK 22.11 peer may crash when its peer leaves while it forwards).
+    """
+    tally = _CheckTally()
+    expected: dict[int, bytes] = {}
+    if not _probe(driver, addresses, deadline):
+        facts = {**tally.facts(count, done=True), "probe": "no probe frame came back"}
+        driver.publish({"check": facts})
+        return ActionResult(
+            False, "link-down" if driver.current_link() is None else "deadline", facts
+        )
+    loop = _Loop(driver, deadline)
+    progressed = True
+    last_return = time.monotonic()
+    while (link := loop.link(progressed)) is not None:
+        progressed = False
+        room = min(window - len(expected), count - tally.sent, _BURST)
+        if room > 0:
+            batch = [
+                frames.check_frame(
+                    tally.sent + i,
+                    sizes[(tally.sent + i) % len(sizes)],
+                    addresses.mac,
+                    frames.BROADCAST_MAC,
+                )
+                for i in range(room)
+            ]
+            went = link.transmit(PacketBatch.from_frames(batch))
+            for i in range(went):
+                expected[tally.sent + i] = batch[i]
+            tally.sent += went
+            progressed = went > 0
+        for queue in range(len(link.rx)):
+            received = link.receive(queue)
+            for frame in received.frames() if len(received) else ():
+                progressed = True
+                last_return = time.monotonic()
+                _tally_return(tally, expected, frame)
+        if tally.sent >= count and not expected:
+            loop.stopped_by = "count"
+            break
+        if time.monotonic() - last_return > stall and expected:
+            loop.stopped_by = "stall"
+            break
+        if loop.bursts % _SERVICE_EVERY == 0:
+            driver.publish({"check": tally.facts(count, done=False)})
+    facts = tally.facts(count, done=True)
+    driver.publish({"check": facts})
+    ok = tally.matched == count
+    stopped_by = loop.stopped_by
+    if hold and loop.stopped_by in ("count", "stall"):
+        while driver.current_link() is not None and time.monotonic() < deadline:
+            driver.service(0.05)
+    return ActionResult(ok, stopped_by, facts)
+
+
+_PROBE_SEQUENCE = 0xFFFFFFFF  # never a sequence number of the check itself
+_PROBE_INTERVAL = 0.05
+
+
+def _probe(driver: LinkDriver, addresses: Addresses, deadline: float) -> bool:
+    """Send a probe frame now and then until one comes back; False at the deadline."""
+    probe = frames.check_frame(_PROBE_SEQUENCE, 64, addresses.mac, frames.BROADCAST_MAC)
+    next_send = 0.0
+    while time.monotonic() < deadline:
+        link = driver.current_link()
+        if link is None:
+            return False
+        if time.monotonic() >= next_send:
+            link.transmit(PacketBatch.from_frames([probe]))
+            next_send = time.monotonic() + _PROBE_INTERVAL
+        for queue in range(len(link.rx)):
+            batch = link.receive(queue)
+            for frame in batch.frames() if len(batch) else ():
+                header = frames.parse_check_header(frame)
+                if header is not None and header[0] == _PROBE_SEQUENCE:
+                    return True
+        driver.service(0.001)
+    return False
+
+
+def _tally_return(tally: _CheckTally, expected: dict[int, bytes], frame: bytes) -> None:
+    header = frames.parse_check_header(frame)
+    if header is not None and header[0] == _PROBE_SEQUENCE:
+        return  # a late answer to the probe
+    sent = expected.pop(header[0], None) if header is not None else None
+    if sent is None:
+        tally.foreign += 1
+        return
+    difference = frames.first_difference(frame, sent)
+    if difference is None:
+        tally.matched += 1
+        return
+    tally.mismatched += 1
+    if tally.first_mismatch is None:
+        tally.first_mismatch = {
+            "sequence": header[0] if header else None,
+            "sent_bytes": len(sent),
+            "returned_bytes": len(frame),
+            "first_different_byte": difference,
+        }
+
+
+__all__ = [
+    "ActionResult",
+    "Addresses",
+    "LinkDriver",
+    "check",
+    "forward",
+    "ping",
+    "respond",
+    "sink",
+    "source",
+]

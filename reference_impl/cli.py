@@ -1,7 +1,8 @@
 """memif-ref command line: run the reference server or client with one bounded action.
 
 Exit codes: 0 success, 2 handshake refused (reason printed), 3 timeout, 1 otherwise.
-With --json exactly one JSON object is printed on stdout at exit.
+With --json exactly one JSON object is printed on stdout at exit. The client's `attack`
+action is the hostile client of the robustness suite (reference_impl.hostile).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from reference_impl import actions, endpoint, frames, protocol
+from reference_impl import actions, endpoint, frames, hostile, pcap, protocol, wire
+from reference_impl.faults import Fault, parse_faults
 from reference_impl.layout import BufferPlacement
-from reference_impl.link import Link
-from reference_impl.wire import MAX_LOG2_RING_SIZE, SECRET_SIZE
+from reference_impl.link import FrameRecorder, Link
+from reference_impl.wire import MAX_LOG2_RING_SIZE, SECRET_SIZE, InterfaceMode
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -50,6 +52,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated frame sizes") from None
+    low, high = frames.CHECK_MIN_FRAME, wire.ETHERNET_MAX_FRAME
+    if not sizes or not all(low <= size <= high for size in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: every size must be {low}..{high} bytes")
+    return sizes
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The memif-ref argument parser."""
     parser = _Parser(prog="memif-ref", description="Pure-Python reference memif peer.")
@@ -61,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rsize", type=int, default=10, help="log2 ring size (1..14)")
     parser.add_argument("--bsize", type=_positive_int, default=2048, help="buffer size")
     parser.add_argument("--queues", type=_positive_int, default=1, help="queue pairs")
+    parser.add_argument(
+        "--mode",
+        choices=[mode.name.lower().replace("_", "-") for mode in InterfaceMode],
+        default="ethernet",
+        help="interface mode (default ethernet)",
+    )
     parser.add_argument("--mac", help="this side's MAC (default 02:fe:00:00:00:01/02)")
     parser.add_argument("--ip", help="this side's IPv4 in 198.18.0.0/15")
     parser.add_argument("--cache-line", type=int, default=64, choices=[64, 128])
@@ -81,8 +107,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--status", help="keep this file updated with link state and counters (JSON)"
     )
+    parser.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="write every frame sent and received, in order, to this pcap file "
+        "(Ethernet, microsecond timestamps; pcap has no direction)",
+    )
+    parser.add_argument(
+        "--pcap-limit",
+        type=_non_negative_int,
+        default=pcap.DEFAULT_LIMIT,
+        metavar="N",
+        help=f"frames written to --pcap at most; later ones are only counted "
+        f"(default {pcap.DEFAULT_LIMIT})",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=[fault.value for fault in Fault],
+        help=argparse.SUPPRESS,  # test-only: deliberate misbehaviour (reference_impl.faults)
+    )
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("responder", help="answer ARP and ICMP echo requests")
+    sub.add_parser("forward", help="send every received frame back unchanged")
+    check = sub.add_parser(
+        "check", help="send numbered frames and check each comes back byte for byte"
+    )
+    check.add_argument("--count", type=_positive_int, required=True)
+    check.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=(64,),
+        help="comma-separated frame sizes, used in turn (default 64)",
+    )
+    check.add_argument(
+        "--window", type=_positive_int, default=32, help="frames in flight at most (default 32)"
+    )
+    check.add_argument(
+        "--no-hold",
+        dest="hold",
+        action="store_false",
+        help="exit when the check is over (default: keep the link up until --timeout)",
+    )
     ping = sub.add_parser("ping", help="send ICMP echo requests and count replies")
     ping.add_argument("--count", type=_positive_int, required=True)
     ping.add_argument("--size", type=_positive_int, default=64)
@@ -95,6 +162,33 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--count", type=_positive_int, required=True)
     source.add_argument("--size", type=_positive_int, default=64)
     source.add_argument("--dst", help="peer IPv4 (default: the other role's default)")
+    attack = sub.add_parser(
+        "attack",
+        help="client: break one protocol rule on purpose and report the server's answer",
+        description="Hostile client (reference_impl.hostile): "
+        + "; ".join(f"{a.value}: {hostile.DESCRIPTIONS[a]}" for a in hostile.Attack),
+    )
+    attack.add_argument("name", choices=[a.value for a in hostile.Attack], metavar="NAME")
+    attack.add_argument(
+        "--settle",
+        type=float,
+        default=hostile.DEFAULT_SETTLE,
+        help=f"seconds to wait for the server's answer (default {hostile.DEFAULT_SETTLE:g})",
+    )
+    attack.add_argument(
+        "--descriptors",
+        type=_positive_int,
+        default=hostile.DEFAULT_DESCRIPTORS,
+        help="bogus descriptors a descriptor attack publishes "
+        f"(default {hostile.DEFAULT_DESCRIPTORS})",
+    )
+    attack.add_argument(
+        "--traffic-seconds",
+        type=float,
+        default=hostile.DEFAULT_TRAFFIC_SECONDS,
+        help="close-mid-traffic: seconds of traffic before the connection is dropped "
+        f"(default {hostile.DEFAULT_TRAFFIC_SECONDS:g})",
+    )
     return parser
 
 
@@ -106,15 +200,18 @@ class _Driver:
         ep: endpoint.ServerEndpoint | endpoint.ClientEndpoint,
         if_id: int,
         status_path: str | None = None,
+        recorder: FrameRecorder | None = None,
     ) -> None:
         self.endpoint = ep
         self.if_id = if_id
         self.status_path = status_path
+        self.recorder = recorder
         self._next_status = 0.0
         self.was_up = False
         self.refusals: list[str] = []
         self.disconnect: protocol.Disconnected | None = None
         self.last_link: Link | None = None
+        self.action_facts: dict[str, Any] = {}
         self.link_facts: dict[str, Any] = {
             "negotiated": None,
             "peer_name": None,
@@ -129,6 +226,7 @@ class _Driver:
         if link is not None and link is not self.last_link:
             self.was_up = True
             self.last_link = link
+            link.recorder = self.recorder
             self.link_facts = self._describe(link)
         return link
 
@@ -151,6 +249,13 @@ class _Driver:
             "peer_if_name": session.protocol.peer_if_name if session else None,
         }
 
+    def _peer_layout(self) -> dict[str, Any] | None:
+        """Server: the layout of the last client seen at CONNECT (checked against §4)."""
+        if not isinstance(self.endpoint, endpoint.ServerEndpoint):
+            return None
+        report = self.endpoint.peer_layouts.get(self.if_id)
+        return report.as_dict() if report is not None else None
+
     def write_status(self, *, force: bool = False) -> None:
         """Publish link state and counters to the status file (atomically, throttled)."""
         now = time.monotonic()
@@ -166,11 +271,17 @@ class _Driver:
             "disconnect_reason": self.disconnect.reason if self.disconnect else None,
             "refusals": self.refusals,
             **self.link_facts,
+            **self.action_facts,
+            "peer_layout": self._peer_layout(),
         }
         temporary = f"{self.status_path}.tmp"
         with open(temporary, "w") as stream:
             json.dump(status, stream)
         os.replace(temporary, self.status_path)
+
+    def publish(self, facts: dict[str, Any]) -> None:
+        self.action_facts.update(facts)
+        self.write_status(force=True)
 
     def service(self, timeout: float) -> None:
         self.write_status()
@@ -194,6 +305,8 @@ def _config(args: argparse.Namespace) -> protocol.InterfaceConfig:
         return protocol.InterfaceConfig(
             id=args.id,
             secret=args.secret,
+            faults=parse_faults(args.fault),
+            mode=InterfaceMode[args.mode.upper().replace("-", "_")],
             if_name=f"memif-ref-{args.role}",
             c2s_rings=args.queues,
             s2c_rings=args.queues,
@@ -263,8 +376,9 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
     report: dict[str, Any] = {"role": args.role, "action": args.action, "socket": args.socket}
     config = _config(args)
     addresses = _addresses(args)
+    capture = _open_pcap(args)
     ep = _make_endpoint(args, config)
-    driver = _Driver(ep, config.id, args.status)
+    driver = _Driver(ep, config.id, args.status, capture)
     code = EXIT_ERROR
     try:
         if isinstance(ep, endpoint.ClientEndpoint):
@@ -302,8 +416,24 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         report["disconnected_by_peer"] = driver.disconnect.by_peer if driver.disconnect else None
         report["refusals"] = driver.refusals
         driver.write_status(force=True)
+        if capture is not None:
+            capture.close()
+            report["pcap"] = {"frames": capture.seen, "written": capture.written}
+            _notice(
+                f"pcap {args.pcap}: {capture.written} of {capture.seen} frames written"
+                + (f" (--pcap-limit {capture.limit})" if capture.not_written else "")
+            )
     report["exit_code"] = code
     return code, report
+
+
+def _open_pcap(args: argparse.Namespace) -> pcap.PcapWriter | None:
+    if args.pcap is None:
+        return None
+    try:
+        return pcap.PcapWriter(args.pcap, limit=args.pcap_limit)
+    except OSError as exc:
+        raise UsageError(f"--pcap {args.pcap}: {exc.strerror or exc}") from exc
 
 
 def _notice(text: str) -> None:
@@ -329,6 +459,18 @@ def _run_action(
     if args.action == "sink":
         return actions.sink(
             driver, deadline, count=args.count, seconds=args.seconds, keep_serving=serve
+        )
+    if args.action == "forward":
+        return actions.forward(driver, deadline, keep_serving=serve)
+    if args.action == "check":
+        return actions.check(
+            driver,
+            addresses,
+            deadline,
+            count=args.count,
+            sizes=args.sizes,
+            window=args.window,
+            hold=args.hold,
         )
     return actions.source(driver, addresses, deadline, count=args.count, size=args.size)
 
@@ -358,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        code, report = run(args)
+        code, report = _attack(args) if args.action == "attack" else run(args)
     except UsageError as exc:
         print(f"memif-ref: error: {exc}", file=sys.stderr)
         code, report = EXIT_ERROR, {"error": str(exc), "exit_code": EXIT_ERROR}
@@ -369,9 +511,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memif-ref: handshake refused: {reason}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, sort_keys=True))
+    elif args.action == "attack":
+        _print_attack(report)
     else:
         _print_human(code, report)
     return code
+
+
+def _attack(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """`memif-ref client ... attack NAME`: exit 0 once the attack was carried out (whatever
+    the server answered), 1 if it could not be."""
+    if args.role != "client":
+        raise UsageError("attack: only a client attacks (memif-ref client --socket S attack ...)")
+    _config(args)  # the same checks of --id and --secret as for a correct client
+    target = hostile.Target(args.socket, args.abstract, args.id, args.secret)
+    _notice(f"attack {args.name} on {args.socket}")
+    result = hostile.run_attack(
+        hostile.Attack(args.name),
+        target,
+        timeout=args.timeout,
+        settle=args.settle,
+        descriptors=args.descriptors,
+        traffic_seconds=args.traffic_seconds,
+    )
+    report = result.as_dict()
+    code = EXIT_ERROR if result.error else EXIT_OK
+    report["exit_code"] = code
+    return code, report
+
+
+def _print_attack(report: dict[str, Any]) -> None:
+    if "attack" not in report:  # a usage error, already printed
+        return
+    if report.get("error"):
+        print(f"memif-ref: attack not carried out: {report['error']}", file=sys.stderr)
+        return
+    print(f"attack {report['attack']}: {report['description']}")
+    print(f"sent: {'; '.join(report['sent'])}")
+    print(f"received: {', '.join(report['received']) or 'nothing'}")
+    reason = f" ({report['disconnect_reason']!r})" if report.get("disconnect_reason") else ""
+    print(f"answer: {report['answer']}{reason}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 
+from reference_impl import inspect_layout, protocol, ring, wire
 from reference_impl import layout as geometry
-from reference_impl import protocol, ring, wire
+from reference_impl.faults import Fault
 from reference_impl.link import Link, QueueRing
 from reference_impl.memory import Region, RegionError, create_eventfd
 from reference_impl.protocol import InterfaceConfig, MemifProtocol, Role
@@ -256,6 +257,8 @@ class ServerEndpoint(_Endpoint):
         self.abstract = abstract
         self.directory = protocol.StaticInterfaceDirectory(*interfaces)
         self.links: dict[int, Link] = {}
+        self.peer_layouts: dict[int, inspect_layout.LayoutReport] = {}
+        """The last client layout seen at CONNECT, per interface id."""
         address = socket_address(path, abstract)
         if not abstract:
             _clear_stale_socket(path)
@@ -296,7 +299,12 @@ class ServerEndpoint(_Endpoint):
         assert config is not None
         try:
             link = _map_client_memory(
-                session.region_fds, session.ring_fds, config, self.cache_line, self.polling
+                session.region_fds,
+                session.ring_fds,
+                config,
+                self.cache_line,
+                self.polling,
+                observe=lambda report: self.peer_layouts.__setitem__(config.id, report),
             )
         except (RegionError, ring.RingError, ValueError) as exc:
             return session.protocol.disconnect(str(exc))
@@ -345,8 +353,12 @@ def _map_client_memory(
     config: InterfaceConfig,
     cache_line: int,
     polling: bool,
+    observe: Callable[[inspect_layout.LayoutReport], None] | None = None,
 ) -> Link:
     """Server side of CONNECT: map every region, locate rings, check cookies.
+
+    `observe`, if given, receives the layout report of the client's memory (taken before
+    the cookie check, so a refused client's layout is reported too).
 
     protocol.py has already checked that every ring names an announced region and that
     ring indices run 0..n-1 in each direction; what is left needs the memory itself.
@@ -362,11 +374,18 @@ def _map_client_memory(
                 regions[announced.region], announced.offset, announced.log2_ring_size, cache_line
             )
             views.append(view)
+            by_type[announced.ring_type][announced.index] = QueueRing(view, fd)
+        if observe is not None:
+            observe(
+                inspect_layout.inspect(
+                    regions, [(a, v) for (a, _), v in zip(ring_fds, views, strict=True)], cache_line
+                )
+            )
+        for (announced, _), view in zip(ring_fds, views, strict=True):
             if view.cookie != wire.COOKIE:
                 raise ring.RingError(
                     f"Wrong cookie on {announced.ring_type.name} ring {announced.index}"
                 )
-            by_type[announced.ring_type][announced.index] = QueueRing(view, fd)
         for queues in by_type.values():
             for queue in queues.values():
                 queue.view.tail = 0  # the server owns tail; start from a known value
@@ -389,6 +408,7 @@ def _map_client_memory(
         buffer_size=config.buffer_size,
         max_frame=max_frame,
         polling=polling,
+        faults=config.faults,
     )
 
 
@@ -463,8 +483,10 @@ class ClientEndpoint(_Endpoint):
                     shape.log2_ring_size,
                     self.cache_line,
                 )
-                own = _own_buffers(shape, regions, ring_type, index)
+                own = _own_buffers(shape, regions, ring_type, index, self.config.faults)
                 ring.init_ring(view, own.region_ids, own.offsets, shape.buffer_size)
+                if Fault.WRONG_COOKIE in self.config.faults:
+                    view.cookie = _BYTE_SWAPPED_COOKIE
                 view.release()
                 eventfds.append(create_eventfd())
                 add_ring = wire.AddRing(
@@ -501,7 +523,9 @@ class ClientEndpoint(_Endpoint):
                 self.cache_line,
             )
             queues[ring_type].append(QueueRing(view, eventfds[position]))
-            owned[ring_type].append(_own_buffers(shape, regions, ring_type, index))
+            owned[ring_type].append(
+                _own_buffers(shape, regions, ring_type, index, self.config.faults)
+            )
         max_frame = (
             wire.ETHERNET_MAX_FRAME if self.config.mode is wire.InterfaceMode.ETHERNET else None
         )
@@ -515,6 +539,7 @@ class ClientEndpoint(_Endpoint):
             rx_refill=owned[RingType.S2C],
             max_frame=max_frame,
             polling=self.polling,
+            faults=self.config.faults,
         )
         session.link = self.link
         self._memory = None
@@ -537,14 +562,26 @@ class ClientEndpoint(_Endpoint):
         return self.session is not None and self.session.protocol.connected
 
 
+_BYTE_SWAPPED_COOKIE = int.from_bytes(wire.COOKIE.to_bytes(4, "little"), "big")
+"""What Fault.WRONG_COOKIE writes: the cookie stored with the wrong byte order."""
+
+
 def _own_buffers(
-    shape: geometry.CopyLayout, regions: Sequence[Region], ring_type: RingType, index: int
+    shape: geometry.CopyLayout,
+    regions: Sequence[Region],
+    ring_type: RingType,
+    index: int,
+    faults: frozenset[Fault] = frozenset(),
 ) -> ring.OwnedBuffers:
     """The client's buffers for every slot of one ring."""
+    first = shape.buffer_offset(ring_type, index, 0)
+    if Fault.WRONG_OFFSETS in faults:  # the slot number kept in a u16, as §4.7 describes
+        slot = (shape.global_ring_index(ring_type, index) * shape.ring_size) & 0xFFFF
+        first = shape.buffer_area_offset() + slot * shape.buffer_size
     return ring.OwnedBuffers.of_region(
         regions[shape.buffer_region],
         shape.buffer_region,
-        shape.buffer_offset(ring_type, index, 0),
+        first,
         shape.ring_size,
         shape.buffer_size,
     )

@@ -218,3 +218,41 @@ def echo_replies(batch: PacketBatch, our_ip: bytes | None) -> tuple[PacketBatch,
     out[out_starts + 36] = (checksum >> 8).astype(np.uint8)
     out[out_starts + 37] = (checksum & 0xFF).astype(np.uint8)
     return PacketBatch(out, lengths.astype(np.int64)), int(chosen.size)
+
+
+ETHERTYPE_CHECK = 0x88B5  # IEEE 802 local experimental EtherType 1
+_CHECK = struct.Struct("!II")  # sequence number, frame size
+CHECK_MIN_FRAME = ETHERNET_HEADER + _CHECK.size
+
+
+def check_frame(sequence: int, size: int, src_mac: bytes, dst_mac: bytes) -> bytes:
+    """A numbered frame whose every byte after the MACs follows from (sequence, size).
+
+    The payload after the 8-byte (sequence, size) header is a byte ramp starting at
+    sequence * 7, so a fragment that lands in the wrong place or a stale byte shows.
+    """
+    if size < CHECK_MIN_FRAME:
+        raise FrameError(f"a check frame needs at least {CHECK_MIN_FRAME} bytes, not {size}")
+    ramp = (np.arange(size - CHECK_MIN_FRAME, dtype=np.int64) + sequence * 7) & 0xFF
+    header = _ETH.pack(dst_mac, src_mac, ETHERTYPE_CHECK) + _CHECK.pack(sequence, size)
+    return header + ramp.astype(np.uint8).tobytes()
+
+
+def parse_check_header(frame: bytes) -> tuple[int, int] | None:
+    """(sequence, size) of a check frame, or None if the frame is no check frame."""
+    if len(frame) < CHECK_MIN_FRAME or _ETH.unpack_from(frame)[2] != ETHERTYPE_CHECK:
+        return None
+    sequence, size = _CHECK.unpack_from(frame, ETHERNET_HEADER)
+    return int(sequence), int(size)
+
+
+def first_difference(got: bytes, expected: bytes, skip: int = 12) -> int | None:
+    """Offset of the first byte where `got` differs from `expected` after `skip` bytes
+    (the MACs, which a forwarder may swap); the shorter length if one is a prefix."""
+    if len(got) == len(expected) and got[skip:] == expected[skip:]:
+        return None
+    a = np.frombuffer(got, dtype=np.uint8)[skip:]
+    b = np.frombuffer(expected, dtype=np.uint8)[skip:]
+    common = min(a.size, b.size)
+    differ = np.flatnonzero(a[:common] != b[:common])
+    return skip + int(differ[0]) if differ.size else skip + common

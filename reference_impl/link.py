@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from reference_impl import ring as rings
+from reference_impl.faults import SPLIT_CHAIN_PAUSE, Fault
 from reference_impl.memory import Region, drain_eventfd, signal_eventfd
 from reference_impl.protocol import Role
 from reference_impl.ring import OwnedBuffers, PacketBatch, RingError, RingView
@@ -34,10 +38,24 @@ class Counters:
     tx_bytes: int = 0
     tx_chained: int = 0
     tx_errors: int = 0
+    rx_open_chains: int = 0  # times the peer published an index inside a chain (§5.5)
 
     def as_dict(self) -> dict[str, int]:
         """Plain dict for JSON."""
         return dataclasses.asdict(self)
+
+
+class FrameRecorder(Protocol):
+    """Takes every burst a link transmitted or received (a pcap writer, for one)."""
+
+    @property
+    def needs_bytes(self) -> bool:
+        """Whether received bursts must carry their bytes (False: lengths will do)."""
+        ...
+
+    def record(self, batch: PacketBatch) -> None:
+        """Keep the frames of one burst (their bytes are only valid during the call)."""
+        ...
 
 
 @dataclasses.dataclass
@@ -64,6 +82,7 @@ class Link:
         rx_refill: Sequence[OwnedBuffers] = (),
         max_frame: int | None = None,
         polling: bool = True,
+        faults: frozenset[Fault] = frozenset(),
     ) -> None:
         """Take ownership of mapped regions and ring views.
 
@@ -77,6 +96,7 @@ class Link:
             rx_refill: client only: per RX queue, its own buffers to post again.
             max_frame: drop received frames longer than this (Ethernet: 9216).
             polling: set MASK_INT on the RX rings (we poll; don't signal us).
+            faults: deliberate misbehaviour (test-only; reference_impl.faults).
         """
         self.role = role
         self.regions = list(regions)
@@ -88,6 +108,10 @@ class Link:
         self.max_frame = max_frame
         self.counters = Counters()
         self.error: str | None = None
+        self.faults = faults
+        self._open_chain_at: list[int | None] = [None] * len(self.rx)
+        self.recorder: FrameRecorder | None = None
+        """Gets every burst sent and received, in order (None: nothing is recorded)."""
         for queue in self.rx:
             queue.view.flags = int(RingFlag.MASK_INT) if polling else 0
         for queue in self.tx:
@@ -156,10 +180,19 @@ class Link:
                 raise RingError("client posted a buffer of length 0 on an S2C ring")
         owned = self._tx_owned[queue] if self._tx_owned else None
         sent, used = rings.produce(
-            q.view, self.regions, q.cursor, space, batch, capacity, owned=owned
+            q.view,
+            self.regions,
+            q.cursor,
+            space,
+            batch,
+            capacity,
+            owned=owned,
+            stale_next=Fault.STALE_NEXT in self.faults,
         )
         if not sent:
             return 0
+        if Fault.SPLIT_CHAIN in self.faults:
+            self._publish_inside_first_chain(q, batch.lengths[:sent], capacity)
         q.cursor = (q.cursor + used) & _INDEX_MASK
         if self.role is Role.CLIENT:
             q.view.head = q.cursor
@@ -171,18 +204,37 @@ class Link:
         self.counters.tx_frames += sent
         self.counters.tx_bytes += int(lengths.sum())
         self.counters.tx_chained += int(np.count_nonzero(lengths > capacity))
+        if self.recorder is not None:
+            self.recorder.record(batch if sent == len(batch) else batch.head(sent))
         return sent
+
+    def _publish_inside_first_chain(
+        self, q: QueueRing, lengths: npt.NDArray[np.int64], capacity: int
+    ) -> None:
+        """Fault.SPLIT_CHAIN: publish an index just after the first fragment of a chain."""
+        fragments = -(-lengths // capacity)
+        chains = np.flatnonzero(fragments > 1)
+        if not chains.size:
+            return
+        inside = (q.cursor + int(fragments[: chains[0]].sum()) + 1) & _INDEX_MASK
+        if self.role is Role.CLIENT:
+            q.view.head = inside
+        else:
+            q.view.tail = inside
+        time.sleep(SPLIT_CHAIN_PAUSE)
 
     # ------------------------------------------------------------------ receive
 
     def receive(self, queue: int = 0, *, copy: bool = True) -> PacketBatch:
         """Take every complete frame waiting on RX `queue`.
 
-        With `copy=False` only lengths and segment counts are returned (counting sinks).
-        A ring the peer corrupted stops the link, as in `transmit`.
+        With `copy=False` only lengths and segment counts are returned (counting sinks),
+        unless a `recorder` needs the bytes. A ring the peer corrupted stops the link, as
+        in `transmit`.
         """
         if self.error is not None:
             return PacketBatch.empty()
+        recorder = self.recorder
         q = self.rx[queue]
         end = q.view.tail if self.role is Role.CLIENT else q.view.head
         try:
@@ -191,7 +243,7 @@ class Link:
                 self.regions,
                 q.cursor,
                 end,
-                copy=copy,
+                copy=copy or (recorder is not None and recorder.needs_bytes),
                 max_frame=self.max_frame,
                 owned=self._refill[queue] if self._refill else None,
             )
@@ -207,11 +259,16 @@ class Link:
                 q.view.tail = q.cursor
         batch = result.batch
         self.counters.rx_errors += result.errors
+        if result.open_chain and self._open_chain_at[queue] != end:
+            self._open_chain_at[queue] = end  # count each published index once
+            self.counters.rx_open_chains += 1
         if len(batch):
             self.counters.rx_frames += len(batch)
             self.counters.rx_bytes += int(batch.lengths.sum())
             assert batch.segments is not None
             self.counters.rx_chained += int(np.count_nonzero(batch.segments > 1))
+            if recorder is not None:
+                recorder.record(batch)
         return batch
 
     def _post_free(self, queue: int) -> None:

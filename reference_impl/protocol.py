@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Protocol as TypingProtocol
 
 from reference_impl import wire
+from reference_impl.faults import Fault
 from reference_impl.wire import InterfaceMode, MessageType, RingType
 
 
@@ -75,6 +76,8 @@ class InterfaceConfig:
     s2c_rings: int = 1
     log2_ring_size: int = wire.DEFAULT_LOG2_RING_SIZE
     buffer_size: int = wire.DEFAULT_BUFFER_SIZE
+    faults: frozenset[Fault] = frozenset()
+    """Deliberate misbehaviour (test-only, see reference_impl.faults); empty by default."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.id <= 0xFFFFFFFF:
@@ -366,7 +369,7 @@ class MemifProtocol:
         init = wire.Init(
             id=self.config.id,
             mode=self.config.mode,
-            secret=self.config.secret,
+            secret="" if Fault.IGNORE_SECRET in self.config.faults else self.config.secret,
             name=self.config.app_name,
         )
         self._queue.append((init.pack(), ()))
@@ -489,7 +492,7 @@ class MemifProtocol:
                 if config.mode is InterfaceMode.ETHERNET
                 else Reason.MODE_MISMATCH
             )
-        if config.secret:
+        if config.secret and Fault.IGNORE_SECRET not in config.faults:
             if not message.secret:
                 raise RemoteProtocolError(Reason.SECRET_REQUIRED)
             if message.secret != config.secret:

@@ -122,6 +122,7 @@ class ReceiveResult:
     batch: PacketBatch
     slots: int  # descriptors consumed (including dropped frames)
     errors: int  # frames dropped for bad descriptors
+    open_chain: bool = False  # the peer's index stopped inside a chain (left for later)
 
 
 class RingView:
@@ -344,6 +345,7 @@ def produce(
     capacity: int,
     *,
     owned: OwnedBuffers | None = None,
+    stale_next: bool = False,
 ) -> tuple[int, int]:
     """Write as many whole frames of `batch` as fit in `available` slots from `start`.
 
@@ -355,6 +357,8 @@ def produce(
     the client's own layout and the data goes straight into its buffer rows, so a peer
     that scribbled on the descriptors cannot redirect the writes. Otherwise (a server
     filling buffers the client posted) every descriptor is bounds-checked first.
+
+    `stale_next` OR-s the flags in instead (Fault.STALE_NEXT: the DPDK bug of §5.5).
 
     Returns:
         (frames written, slots used).
@@ -371,7 +375,7 @@ def produce(
     slots_used = int(frag_lengths.size)
     source = batch.data[: int(frag_lengths.sum())]
     if owned is not None and owned.rows is not None:
-        _produce_into_own_buffers(ring, owned, start, frag_lengths, flags, source)
+        _produce_into_own_buffers(ring, owned, start, frag_lengths, flags, source, stale_next)
         return frames, slots_used
     slots = (start + np.arange(slots_used)) & ring.mask
     region_ids = ring.region_column[slots].astype(np.int64)
@@ -392,12 +396,18 @@ def produce(
             picked = source[_byte_index(source_starts[sel], frag_lengths[sel])]
             scatter(regions[int(r)].array, offsets[sel], frag_lengths[sel], picked)
     ring.length_column[slots] = frag_lengths
-    ring.flags_column[slots] = flags
+    ring.flags_column[slots] = flags | ring.flags_column[slots] if stale_next else flags
     return frames, slots_used
 
 
 def _produce_into_own_buffers(
-    ring: RingView, owned: OwnedBuffers, start: int, lengths: I64, flags: U16, source: U8
+    ring: RingView,
+    owned: OwnedBuffers,
+    start: int,
+    lengths: I64,
+    flags: U16,
+    source: U8,
+    stale_next: bool = False,
 ) -> None:
     """Client TX: descriptors and data by slices of the client's own buffer rows."""
     assert owned.rows is not None
@@ -415,7 +425,10 @@ def _produce_into_own_buffers(
         ring.region_column[first:last] = owned.region_ids[first:last]
         ring.offset_column[first:last] = owned.offsets[first:last]
         ring.length_column[first:last] = run_lengths
-        ring.flags_column[first:last] = flags[run]
+        if stale_next:
+            ring.flags_column[first:last] |= flags[run]
+        else:
+            ring.flags_column[first:last] = flags[run]
 
 
 def _slot_runs(start: int, count: int, ring_size: int) -> list[tuple[int, int, slice]]:
@@ -463,7 +476,7 @@ def consume(
     if boundaries.size == 0:
         if pending == ring.size:
             raise RingError("a chain fills the whole ring and never ends")
-        return ReceiveResult(PacketBatch.empty(), 0, 0)
+        return ReceiveResult(PacketBatch.empty(), 0, 0, open_chain=True)
     used = int(boundaries[-1]) + 1
     slots = slots[:used]
     region_ids = ring.region_column[slots].astype(np.int64)
@@ -504,7 +517,7 @@ def consume(
     else:
         data = _gather_mixed(regions, region_ids, offsets, lengths)
     batch = PacketBatch(data, frame_lengths.astype(np.int64), segments.astype(np.int64))
-    return ReceiveResult(batch, used, errors)
+    return ReceiveResult(batch, used, errors, open_chain=used < pending)
 
 
 def _gather_mixed(regions: Sequence[Region], region_ids: I64, offsets: I64, lengths: I64) -> U8:

@@ -209,3 +209,36 @@ def test_server_serves_the_next_client_unless_once(sock: Path) -> None:
     assert server_report["result"]["sessions"] == 2
     assert server_report["result"]["echo_replies_sent"] == 6
     assert server_report["result"]["stopped_by"] == "deadline"
+
+
+def test_pcap_records_the_frames_both_sides_moved(sock: Path) -> None:
+    from scapy.utils import rdpcap
+
+    server_pcap, client_pcap = sock.with_name("server.pcap"), sock.with_name("client.pcap")
+    common = ["--socket", str(sock), "--timeout", "20", "--bsize", "512", "--json"]
+    sink = ["--pcap-limit", "50", "sink", "--count", "300"]
+    server = start("server", *common, "--pcap", str(server_pcap), *sink)
+    wait_for(sock)
+    source = ["source", "--count", "300", "--size", "1000"]
+    code, report, err = finish(start("client", *common, "--pcap", str(client_pcap), *source))
+    assert code == 0, err
+    assert report["pcap"] == {"frames": 300, "written": 300}
+    assert "300 of 300 frames written" in err
+    server_code, server_report, server_err = finish(server)
+    assert server_code == 0
+    assert server_report["pcap"] == {"frames": 300, "written": 50}
+    assert "50 of 300 frames written (--pcap-limit 50)" in server_err
+    sent = [bytes(packet) for packet in rdpcap(str(client_pcap))]
+    received = [bytes(packet) for packet in rdpcap(str(server_pcap))]
+    assert len(sent) == 300
+    assert {len(frame) for frame in sent} == {1000}  # chained over two 512-byte buffers
+    assert received == sent[:50]
+
+
+def test_pcap_in_a_missing_directory_is_a_usage_error(sock: Path) -> None:
+    missing = str(sock.parent / "no" / "f.pcap")
+    argv = ["server", "--socket", str(sock), "--pcap", missing, "--timeout", "1", "--json"]
+    code, report, _ = finish(start(*argv, "sink"))
+    assert code == 1
+    assert "--pcap" in report["error"]
+    assert not sock.exists()
