@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +89,42 @@ def test_tap_records_a_failed_connection_to_an_absent_server(sock_dir: Path) -> 
         client.close()
         trace = tap.stop()
     assert trace[0]["type"] == "CONNECT_FAILED"
+
+
+def test_abstract_names_are_relayed_without_a_file(sock_dir: Path) -> None:
+    back, front = sock_dir / "server.sock", sock_dir / "front.sock"
+    server = ServerEndpoint(str(back), [InterfaceConfig()], abstract=True)
+    tap = ControlTap(front, back, abstract=True).start()
+    client = ClientEndpoint(str(front), InterfaceConfig(), abstract=True)
+    try:
+        assert list(sock_dir.iterdir()) == []
+        client.connect()
+
+        def up() -> bool:
+            server.service(0)
+            client.service(0)
+            return client.connected and server.link(0) is not None
+
+        assert server.wait_until(up, 5.0)
+    finally:
+        client.close()
+        trace = tap.stop()
+        server.close()
+    kinds = [(entry["direction"], entry["type"]) for entry in trace]
+    assert kinds[:2] == [("s2c", "HELLO"), ("c2s", "INIT")]
+    assert ("s2c", "CONNECTED") in kinds
+    assert tap.error is None
+
+
+def test_a_server_that_is_not_there_is_recorded(sock_dir: Path) -> None:
+    tap = ControlTap(sock_dir / "front.sock", sock_dir / "absent.sock").start()
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        client.connect(str(sock_dir / "front.sock"))
+        client.settimeout(5.0)
+        assert client.recv(128) == b""  # the tap closes the client it cannot relay
+    finally:
+        client.close()
+        trace = tap.stop()
+    assert [entry["type"] for entry in trace] == ["CONNECT_FAILED"]
+    assert tap.error is None

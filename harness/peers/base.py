@@ -12,7 +12,7 @@ import dataclasses
 import enum
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from harness.errors import LogTailError
 from harness.peers.reasons import DisconnectReason
@@ -35,6 +35,11 @@ class Activity(enum.StrEnum):
     SOURCE = "source"  # transmit as fast as it can (testpmd txonly)
     FORWARD = "forward"  # send back what arrives (testpmd io / macswap)
     IDLE = "idle"  # hold the link up and do nothing
+    VERIFY = "verify"  # send numbered frames, check each comes back byte for byte (reference)
+
+
+MODES = ("ethernet", "ip", "punt-inject")
+"""memif interface modes by the names MemifSpec uses."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +55,16 @@ class MemifSpec:
     buffer_size: int = 2048
     queues: int = 1
     zero_copy: bool = False
+    mode: str = "ethernet"
+    """Interface mode: ethernet, ip or punt-inject (fact sheet §2.1)."""
     activity: Activity = Activity.IDLE
     frame_size: int = 64
+    frame_sizes: tuple[int, ...] = ()
+    """VERIFY: frame sizes used in turn (empty: `frame_size`)."""
+    frame_count: int = 1000
+    """VERIFY: numbered frames to send."""
+    window: int = 32
+    """VERIFY: frames in flight at most."""
 
     def __post_init__(self) -> None:
         if not self.socket_path:
@@ -60,6 +73,10 @@ class MemifSpec:
             raise ValueError(f"log2_ring_size {self.log2_ring_size} not in 1..14")
         if self.buffer_size <= 0 or self.queues <= 0:
             raise ValueError("buffer_size and queues must be positive")
+        if self.mode not in MODES:
+            raise ValueError(f"mode {self.mode!r}: one of {', '.join(MODES)}")
+        if self.frame_count <= 0 or self.window <= 0:
+            raise ValueError("frame_count and window must be positive")
         if self.secret is not None and len(self.secret.encode()) > SECRET_SIZE - 1:
             raise ValueError(
                 f"secret is {len(self.secret.encode())} bytes; the memif secret field holds "
@@ -87,6 +104,31 @@ class LinkParameters:
     s2c_rings: int
     ring_size: int
     buffer_size: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckReport:
+    """How the numbered frames of a VERIFY peer came back (from its peer's forwarding).
+
+    Attributes:
+        count: Frames the check was to send.
+        sent: Frames sent so far.
+        matched: Frames back byte for byte (MAC addresses aside).
+        mismatched: Frames back with another length or other bytes.
+        missing: Frames sent that never came back (None while the check runs).
+        foreign: Frames received that the check did not send.
+        first_mismatch: The first mismatched frame (sequence, sizes, first bad byte).
+        done: Whether the check is over.
+    """
+
+    count: int
+    sent: int
+    matched: int
+    mismatched: int
+    missing: int | None
+    foreign: int
+    first_mismatch: dict[str, Any] | None
+    done: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +201,23 @@ class Peer(abc.ABC):
 
     def negotiated(self) -> LinkParameters | None:
         """The link's run parameters, if this kind of peer reports them (default: no)."""
+        return None
+
+    def check_report(self) -> CheckReport | None:
+        """A VERIFY peer's tally of its numbered frames (None: this peer cannot check)."""
+        return None
+
+    def layout_report(self) -> dict[str, Any] | None:
+        """A server's view of its client's memory layout at CONNECT, with the §4 rules the
+        layout breaks (None: this peer does not inspect layouts)."""
+        return None
+
+    def violations_seen(self) -> dict[str, int] | None:
+        """Datapath rule breaks this peer saw its peer commit, by rule (None: not observed)."""
+        return None
+
+    def frame_capture(self) -> Path | None:
+        """The pcap file of the frames this peer sent and received, if it writes one."""
         return None
 
     def quiesce(self) -> None:

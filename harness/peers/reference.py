@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.peers.base import (
     Activity,
+    CheckReport,
     LinkParameters,
     MemifSpec,
     Peer,
@@ -29,8 +30,18 @@ LIFETIME = 600.0  # seconds; memif-ref stops by itself after this whatever happe
 _POLL = 0.02
 
 
-def memif_ref_argv(spec: MemifSpec, status_path: Path, lifetime: float = LIFETIME) -> list[str]:
-    """The memif-ref command line for a spec (memif-ref's own CLI contract)."""
+def memif_ref_argv(
+    spec: MemifSpec,
+    status_path: Path,
+    lifetime: float = LIFETIME,
+    pcap_path: Path | None = None,
+    faults: tuple[str, ...] = (),
+) -> list[str]:
+    """The memif-ref command line for a spec (memif-ref's own CLI contract).
+
+    With `pcap_path`, memif-ref writes the frames it sends and receives there (at most
+    memif-ref's default --pcap-limit frames).
+    """
     argv = [
         sys.executable, "-m", "reference_impl.cli", spec.role.value,
         "--socket", spec.socket_path,
@@ -44,6 +55,12 @@ def memif_ref_argv(spec: MemifSpec, status_path: Path, lifetime: float = LIFETIM
     ]  # fmt: skip
     if spec.abstract:
         argv.append("--abstract")
+    if spec.mode != "ethernet":
+        argv += ["--mode", spec.mode]
+    if pcap_path is not None:
+        argv += ["--pcap", str(pcap_path)]
+    for fault in faults:
+        argv += ["--fault", fault]
     if spec.secret:
         argv += ["--secret", spec.secret]
     if spec.zero_copy:
@@ -53,6 +70,16 @@ def memif_ref_argv(spec: MemifSpec, status_path: Path, lifetime: float = LIFETIM
         Activity.IDLE: ["responder"],
         Activity.SINK: ["sink"],
         Activity.SOURCE: ["source", "--count", str(10**12), "--size", str(spec.frame_size)],
+        Activity.FORWARD: ["forward"],
+        Activity.VERIFY: [
+            "check",
+            "--count",
+            str(spec.frame_count),
+            "--sizes",
+            ",".join(str(size) for size in spec.frame_sizes or (spec.frame_size,)),
+            "--window",
+            str(spec.window),
+        ],
     }.get(spec.activity)
     if action is None:
         raise PeerError(f"memif-ref cannot {spec.activity.value}")
@@ -71,14 +98,20 @@ class ReferencePeer(Peer):
         *,
         cpu: int | None = None,
         placement: Placement | None = None,
+        faults: tuple[str, ...] = (),
     ) -> None:
+        """See Peer; `faults` are memif-ref's deliberate misbehaviours (test-only)."""
         super().__init__(spec, workdir, cpu=cpu, placement=placement)
+        self.faults = faults
         self.status_path = workdir / f"reference-{spec.role.value}.status.json"
+        self.pcap_path = workdir / f"reference-{spec.role.value}.pcap"
         self.process: LocalProcess | None = None
 
     def start(self) -> None:
         """Start memif-ref; a server is ready once its socket exists, a client at once."""
-        argv = memif_ref_argv(self.spec, self.status_path)
+        argv = memif_ref_argv(
+            self.spec, self.status_path, pcap_path=self.pcap_path, faults=self.faults
+        )
         log = self.workdir / f"reference-{self.spec.role.value}.log"
         try:
             self.process = LocalProcess(argv, log, cpu=self.cpu, placement=self.placement)
@@ -132,6 +165,38 @@ class ReferencePeer(Peer):
         return LinkParameters(
             raw["c2s_rings"], raw["s2c_rings"], raw["ring_size"], raw.get("buffer_size")
         )
+
+    def check_report(self) -> CheckReport | None:
+        """The tally memif-ref's `check` action published (None before it started)."""
+        raw = self._status().get("check")
+        if not raw:
+            return None
+        return CheckReport(
+            count=raw["count"],
+            sent=raw["sent"],
+            matched=raw["matched"],
+            mismatched=raw["mismatched"],
+            missing=raw["missing"],
+            foreign=raw["foreign"],
+            first_mismatch=raw["first_mismatch"],
+            done=raw["done"],
+        )
+
+    def layout_report(self) -> dict[str, Any] | None:
+        """A memif-ref server's report on its last client's memory (None for a client)."""
+        report: dict[str, Any] | None = self._status().get("peer_layout")
+        return report
+
+    def violations_seen(self) -> dict[str, int] | None:
+        """Indices memif-ref saw its peer publish inside a chain (fact sheet §5.5)."""
+        counters = self._status().get("counters")
+        if not counters:
+            return None
+        return {"index published inside a chain": int(counters.get("rx_open_chains", 0))}
+
+    def frame_capture(self) -> Path | None:
+        """The pcap memif-ref writes (every frame both ways, in order), once it started."""
+        return self.pcap_path if self.process is not None else None
 
     def logs(self) -> str:
         """memif-ref's output so far."""

@@ -61,7 +61,14 @@ def testpmd_config(
 
     A NUMA placement pins the lcores to its CPUs and, with hugepages, puts the memory
     on its node (`--socket-mem`).
+
+    Raises:
+        PeerError: the activity has no testpmd forwarding mode (VERIFY).
     """
+    if spec.mode != "ethernet":
+        raise PeerError(f"DPDK's memif driver has Ethernet mode only, not {spec.mode!r}")
+    if spec.activity not in FORWARD_MODES:
+        raise PeerError(f"testpmd has no forwarding mode for activity {spec.activity.value!r}")
     port = TestpmdMemifPort(
         role=MemifRole.SERVER if spec.role is Role.SERVER else MemifRole.CLIENT,
         socket_path=spec.socket_path,

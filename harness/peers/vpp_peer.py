@@ -49,6 +49,7 @@ from harness.peers.vpp import (
     VppInterfaceAddress,
     VppInterfaceStats,
     VppMemifInterface,
+    VppMemifMode,
     VppMemifSetup,
     VppMemifSocket,
     VppParseError,
@@ -217,6 +218,7 @@ def memif_setup(spec: MemifSpec) -> VppMemifSetup:
         rx_queues=queues,
         tx_queues=queues,
         secret=spec.secret,
+        mode=VppMemifMode(spec.mode) if spec.mode != "punt-inject" else _punt_inject(),
         no_zero_copy=not spec.zero_copy,
     )
     addresses: tuple[VppInterfaceAddress, ...] = ()
@@ -227,6 +229,10 @@ def memif_setup(spec: MemifSpec) -> VppMemifSetup:
         interfaces=(interface,),
         addresses=addresses,
     )
+
+
+def _punt_inject() -> VppMemifMode:
+    raise PeerError("VPP's CLI cannot create a punt-inject memif interface")
 
 
 def packet_stream(spec: MemifSpec, interface: str) -> VppPacketStream | None:

@@ -3,7 +3,8 @@
 The client under test connects to the tap's front socket; for every connection the tap
 connects to the real server and relays each datagram, with its SCM_RIGHTS fds, both
 ways, unchanged. Every message is decoded with the reference codec into a trace entry:
-{"direction": "c2s"|"s2c", "type", "time", "fields", "fds", "connection"}.
+{"direction": "c2s"|"s2c", "type", "time", "fields", "fds", "connection"}. Both sockets
+may be filesystem paths or abstract names (the path spelled after a leading NUL).
 """
 
 from __future__ import annotations
@@ -45,15 +46,24 @@ def decode(datagram: bytes) -> tuple[str, dict[str, Any]]:
 class ControlTap:
     """Relay between memif clients (front) and a memif server (back), recording a trace."""
 
-    def __init__(self, front: Path, back: Path) -> None:
-        """Listen on `front`; each accepted client is relayed to the server at `back`."""
+    def __init__(self, front: Path, back: Path, *, abstract: bool = False) -> None:
+        """Listen on `front`; each accepted client is relayed to the server at `back`.
+
+        Args:
+            front: Where clients connect.
+            back: Where the server listens.
+            abstract: Both are abstract socket names (no file is created for `front`).
+        """
         self.front = front
         self.back = back
+        self.abstract = abstract
         self.trace: list[dict[str, Any]] = []
+        self.error: str | None = None
+        """Why the relay thread died, if it did (the tap's own failure)."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._listener.bind(str(front))
+        self._listener.bind(self._address(front))
         self._listener.listen(8)
         self._listener.setblocking(False)
         self._pairs: list[_Pair] = []
@@ -68,14 +78,21 @@ class ControlTap:
     def stop(self) -> list[dict[str, Any]]:
         """Stop, close every socket, remove the front socket file; returns the trace."""
         self._stop.set()
-        self._thread.join(5.0)
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+            if self._thread.is_alive() and self.error is None:
+                self.error = "the relay thread did not stop within 5 s"
         for pair in self._pairs:
             pair.client.close()
             pair.server.close()
         self._listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.front.unlink()
+        if not self.abstract:
+            with contextlib.suppress(FileNotFoundError):
+                self.front.unlink()
         return self.snapshot()
+
+    def _address(self, path: Path) -> str:
+        return "\0" + str(path) if self.abstract else str(path)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """A copy of the trace so far."""
@@ -101,6 +118,8 @@ class ControlTap:
                     else:
                         pair, direction = key.data
                         self._relay(selector, pair, direction)
+        except Exception as exc:  # the tap broke: its owner reports a harness error
+            self.error = f"{type(exc).__name__}: {exc}"
         finally:
             selector.close()
 
@@ -111,7 +130,7 @@ class ControlTap:
             return
         server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            server.connect(str(self.back))
+            server.connect(self._address(self.back))
         except OSError as exc:
             self._record("tap", "CONNECT_FAILED", {"error": str(exc)}, 0, len(self._pairs))
             client.close()

@@ -1,0 +1,98 @@
+"""Peer kind names (`--peers`, including faulty references) and pair selection (`--pairs`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.peers.base import Activity, MemifSpec, Role
+from harness.peers.reference import ReferencePeer, memif_ref_argv
+from scenarios import api
+from scenarios.plugin import selected_pairs
+
+
+def test_known_kinds_and_faulty_references() -> None:
+    assert api.peer_kind("testpmd") is api.PEER_KINDS["testpmd"]
+    faulty = api.peer_kind("reference+stale-next+split-chain")
+    assert faulty.name == "reference+stale-next+split-chain" and faulty.needs == ()
+    assert api.base_kind("reference+stale-next") == "reference"
+    assert api.base_kind("testpmd") == "testpmd"
+
+
+@pytest.mark.parametrize("name", ["reference+", "reference+late", "testpmd+stale-next", "nope"])
+def test_unknown_kinds_are_refused(name: str) -> None:
+    assert not api.is_peer_kind(name)
+    with pytest.raises(KeyError):
+        api.peer_kind(name)
+
+
+def test_a_faulty_reference_passes_its_faults_to_memif_ref(tmp_path: Path) -> None:
+    spec = MemifSpec(Role.CLIENT, str(tmp_path / "m.sock"))
+    peer = api.peer_kind("reference+wrong-cookie").make(spec, tmp_path, 1, "prefix")
+    assert isinstance(peer, ReferencePeer)
+    assert peer.faults == ("wrong-cookie",)
+    argv = memif_ref_argv(spec, tmp_path / "s.json", faults=peer.faults)
+    assert argv[argv.index("--fault") + 1] == "wrong-cookie"
+    assert argv.index("--fault") < argv.index("responder")  # an option of memif-ref itself
+
+
+def test_verify_and_forward_activities_map_to_check_and_forward(tmp_path: Path) -> None:
+    spec = MemifSpec(
+        Role.SERVER,
+        str(tmp_path / "m.sock"),
+        activity=Activity.VERIFY,
+        frame_sizes=(64, 9000),
+        frame_count=7,
+        window=3,
+    )
+    argv = memif_ref_argv(spec, tmp_path / "s.json")
+    assert argv[-7:] == ["check", "--count", "7", "--sizes", "64,9000", "--window", "3"]
+    forward = MemifSpec(Role.SERVER, str(tmp_path / "m.sock"), activity=Activity.FORWARD)
+    assert memif_ref_argv(forward, tmp_path / "s.json")[-1] == "forward"
+    ip = MemifSpec(Role.CLIENT, str(tmp_path / "m.sock"), mode="ip")
+    argv = memif_ref_argv(ip, tmp_path / "s.json")
+    assert argv[argv.index("--mode") + 1] == "ip"
+
+
+def test_spec_refuses_unknown_modes_and_empty_checks(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="mode 'tun'"):
+        MemifSpec(Role.CLIENT, "x", mode="tun")
+    with pytest.raises(ValueError, match="frame_count and window"):
+        MemifSpec(Role.CLIENT, "x", window=0)
+
+
+def test_selected_pairs() -> None:
+    kinds = ("reference", "testpmd")
+    assert selected_pairs(kinds, None) == [
+        ("reference", "reference"),
+        ("reference", "testpmd"),
+        ("testpmd", "reference"),
+        ("testpmd", "testpmd"),
+    ]
+    assert selected_pairs(kinds, "testpmd:reference, reference:reference") == [
+        ("testpmd", "reference"),
+        ("reference", "reference"),
+    ]
+
+
+@pytest.mark.parametrize("text", ["reference", "reference:vpp", ",", "a:b:c"])
+def test_bad_pairs_are_usage_errors(text: str) -> None:
+    with pytest.raises(pytest.UsageError, match="--pairs"):
+        selected_pairs(("reference", "testpmd"), text)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"activity": Activity.VERIFY}, "no forwarding mode for activity 'verify'"),
+        ({"mode": "ip"}, "Ethernet mode only, not 'ip'"),
+    ],
+)
+def test_testpmd_refuses_what_it_cannot_do(overrides: dict[str, object], message: str) -> None:
+    from harness.peers.base import PeerError
+    from harness.peers.testpmd_peer import testpmd_config
+
+    spec = MemifSpec(Role.CLIENT, "/tmp/x.sock", **overrides)  # type: ignore[arg-type]
+    with pytest.raises(PeerError, match=message):
+        testpmd_config(spec, cpu=0, file_prefix="p")
