@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from harness import doctor, smoke
@@ -65,24 +67,52 @@ def _run(args: argparse.Namespace) -> int:
     from harness.report import write
     from harness.run import RunError, run_suites
 
-    peers = [p for p in (args.peers or "").split(",") if p] or _default_peers()
+    peers = [p for p in (args.peers or "").split(",") if p] or _default_peers(args.runtime)
     suites = [s for s in (args.suite or "").split(",") if s]
     report_dir = Path(args.report)
     try:
-        run = run_suites(suites, peers, report_dir, runtime=args.runtime)
+        with _progress_display(args.progress) as progress:
+            run = run_suites(suites, peers, report_dir, runtime=args.runtime, progress=progress)
     except RunError as exc:
         print(f"memif-harness: the run did not complete: {exc}", file=sys.stderr)
         return 2
     written = write.write_reports(run, report_dir)
     counts = ", ".join(f"{n} {v}" for v, n in run.counts().items() if n)
-    print(f"{len(run.cases)} cases: {counts or 'none'}")
+    seconds = max(0.0, run.finished - run.started)
+    print(f"{len(run.cases)} cases in {seconds:.1f} s: {counts or 'none'}")
     print("\n".join(f"{kind}: {path}" for kind, path in written.items()))
     return run.exit_code()
 
 
-def _default_peers() -> list[str]:
-    """The embedded default matrix: the reference, plus testpmd when it is installed."""
-    return ["reference", "testpmd"] if shutil.which("dpdk-testpmd") else ["reference"]
+@contextlib.contextmanager
+def _progress_display(enabled: bool) -> Iterator[object | None]:
+    """The run's progress listener: a live display on a terminal, else a line per case.
+
+    None when disabled (pytest's own output then shows the run).
+    """
+    if not enabled:
+        yield None
+        return
+    from harness import progress
+
+    if not sys.stdout.isatty():
+        yield progress.LineProgress(sys.stdout)
+        return
+    sys.stdout.flush()
+    # A duplicate of the terminal's descriptor: pytest redirects fd 1 while a case runs.
+    with (
+        os.fdopen(os.dup(sys.stdout.fileno()), "w") as terminal,
+        progress.RichProgress(terminal) as display,
+    ):
+        yield display
+
+
+def _default_peers(runtime: str = "local") -> list[str]:
+    """The embedded default matrix: the reference, plus testpmd when it is installed (in
+    the docker runtime always: its cases skip naming DOCKER when no image can run)."""
+    if runtime == "docker" or shutil.which("dpdk-testpmd"):
+        return ["reference", "testpmd"]
+    return ["reference"]
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -138,8 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser = sub.add_parser("run", help="conformance suites over every pair of peers")
     run_parser.add_argument("--suite", help="suites, comma separated (default: all)")
     run_parser.add_argument("--peers", help="peer kinds, e.g. reference,testpmd (default)")
-    run_parser.add_argument("--runtime", choices=["local"], default="local")
+    run_parser.add_argument(
+        "--runtime",
+        choices=["local", "docker"],
+        default="local",
+        help="where peers run: local processes, or docker (testpmd in containers of the "
+        "images `images build` made; the reference stays a local process)",
+    )
     run_parser.add_argument("--report", default="reports/latest", help="report directory")
+    run_parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress display (live on a terminal, a line per case otherwise): "
+        "pytest's own output instead",
+    )
     run_parser.set_defaults(handler=_run)
     report_parser = sub.add_parser("report", help="re-render reports from a results.json")
     report_parser.add_argument("results", help="path of results.json")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
 import pytest
@@ -30,22 +30,34 @@ def suite_path(suite: str) -> Path:
     return path
 
 
+QUIET_ARGS = ("-qq", "--tb=no", "-rN")
+"""pytest options of a run with a progress display: no header, tracebacks or summary."""
+
+
 def pytest_args(
     suites: Sequence[str],
     peers: Sequence[str],
     report_dir: Path,
     runtime: str = "local",
     extra: Sequence[str] = (),
+    *,
+    quiet: bool = False,
 ) -> list[str]:
-    """The pytest command line `run_suites` uses (all suites when `suites` is empty)."""
+    """The pytest command line `run_suites` uses (all suites when `suites` is empty).
+
+    `quiet` (a progress display shows the cases) silences pytest's own terminal output.
+    """
     paths = [str(suite_path(suite)) for suite in suites] or [str(SCENARIOS_DIR)]
     return [
         "-p",
         "scenarios.plugin",
-        "-q",
-        "--tb=short",
+        *(QUIET_ARGS if quiet else ("-q", "--tb=short")),
         "-p",
         "no:cacheprovider",
+        # scenarios.plugin is imported already when the harness runs pytest in-process
+        # a second time (tests, `memif-harness run` after a probe): nothing to rewrite.
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
         "--rootdir",
         str(SCENARIOS_DIR.parent),
         "--peers",
@@ -59,12 +71,25 @@ def pytest_args(
     ]
 
 
+class _NoTestStatus:
+    """Keeps pytest's terminal from printing a letter or word per test (the progress display
+    shows the cases); pytest still counts the outcomes."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport
+    ) -> Generator[None, tuple[str, str, str], tuple[str, str, str]]:
+        category, _letter, _word = yield
+        return category, "", ""
+
+
 def run_suites(
     suites: Sequence[str],
     peers: Sequence[str],
     report_dir: Path,
     runtime: str = "local",
     extra_pytest_args: Sequence[str] = (),
+    progress: object | None = None,
 ) -> RunResult:
     """Run the suites over every (server, client) pair of `peers`, in this process.
 
@@ -72,8 +97,10 @@ def run_suites(
         suites: Suite names ("handshake", "secret"); empty for all of them.
         peers: Peer kinds that take part ("reference", "testpmd").
         report_dir: Where results.json and the artifacts go (created if missing).
-        runtime: Where peers run ("local").
+        runtime: Where peers run: "local", or "docker" (testpmd in containers).
         extra_pytest_args: More pytest arguments (e.g. `-k`, `-x`).
+        progress: A listener of the scenario plugin's hooks (scenarios.hookspecs, e.g. a
+            harness.progress display); pytest's own terminal output is then silenced.
 
     Returns:
         The RunResult the plugin wrote to `report_dir/results.json`.
@@ -85,8 +112,10 @@ def run_suites(
     report_dir.mkdir(parents=True, exist_ok=True)
     results = report_dir / RESULTS_FILE
     results.unlink(missing_ok=True)
-    args = pytest_args(suites, peers, report_dir, runtime, extra_pytest_args)
-    exit_code = pytest.main(args)
+    quiet = progress is not None
+    args = pytest_args(suites, peers, report_dir, runtime, extra_pytest_args, quiet=quiet)
+    plugins = [progress, _NoTestStatus()] if progress is not None else []
+    exit_code = pytest.main(args, plugins=plugins)
     if not results.is_file():
         raise RunError(
             f"pytest exited with {exit_code!s} and wrote no {results}: pytest {' '.join(args)}"
