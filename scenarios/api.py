@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import itertools
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import pytest
 from harness import doctor
 from harness.peers.base import (
     Activity,
+    CheckReport,
     LinkParameters,
     MemifSpec,
     Peer,
@@ -36,8 +38,11 @@ from harness.peers.base import (
 from harness.peers.reasons import DisconnectReason
 from harness.peers.reference import ReferencePeer
 from harness.results import Artifact
+from harness.runtime.docker import DockerRuntime
 from harness.topology import numa
 from harness.topology.labels import RunLabel
+from harness.traffic.control_tap import ControlTap
+from reference_impl.faults import Fault
 
 __all__ = [
     "DOCKER",
@@ -46,6 +51,8 @@ __all__ = [
     "TESTPMD",
     "VPP",
     "Activity",
+    "AttackFailed",
+    "AttackResult",
     "Capability",
     "DisconnectReason",
     "Lab",
@@ -56,10 +63,18 @@ __all__ = [
     "Role",
     "StartAttempt",
     "VerifyFailed",
+    "attack",
+    "base_kind",
+    "client_layout_seen_by",
+    "expect_attack_refused",
     "expect_link_down",
     "expect_link_up",
     "expect_refused",
+    "expect_round_trip",
+    "expect_serving",
+    "expect_survived",
     "files_in_socket_dir",
+    "fixed_client",
     "known_deviation",
     "lab",
     "listening",
@@ -70,15 +85,19 @@ __all__ = [
     "poll",
     "requires",
     "start_pair",
+    "start_round_trip",
     "verify",
 ]
 
+PCAP_HEADER_SIZE: Final = 24
+"""Bytes of a classic pcap file with no frame in it."""
 POLL_INTERVAL: Final = 0.05
 """Seconds between two polls of a peer's status."""
 LINK_TIMEOUT: Final = 15.0
 """Default bound for a link to come up (testpmd needs ~1.5 s to start its EAL)."""
 REQUIRES_MARK: Final = "memif_requires"
 DEVIATION_MARK: Final = "memif_known_deviation"
+FIXED_CLIENT_MARK: Final = "memif_fixed_client"
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -96,6 +115,10 @@ class VerifyFailed(AssertionError):
 
 class HarnessTimeout(Exception):
     """A phase of a case outlived the harness's own bound (an ERROR, never a FAIL)."""
+
+
+class ControlTapError(Exception):
+    """The control-channel tap of a case failed (a harness ERROR, never a FAIL)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +152,7 @@ class CaseRecord:
     notes: list[str] = dataclasses.field(default_factory=list)
     artifacts: list[Artifact] = dataclasses.field(default_factory=list)
     peers: list[StartedPeer] = dataclasses.field(default_factory=list)
+    trace: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def crashed_peers(self) -> list[StartedPeer]:
         """The case's peers that died by a signal nobody sent them."""
@@ -149,8 +173,57 @@ class CaseRecord:
         else:
             stored = str(started.peer.workdir)
         description = f"{started.kind} {started.role.value} log ({started.name})"
-        if all(artifact.path != stored for artifact in self.artifacts):
-            self.artifacts.append(Artifact("log", stored, description))
+        self._add_artifact(Artifact("log", stored, description))
+
+    def save_capture(self, started: StartedPeer) -> None:
+        """Keep the frames the peer captured (a pcap with at least one frame) as an artifact."""
+        try:
+            source = started.peer.frame_capture()
+            if source is None or source.stat().st_size <= PCAP_HEADER_SIZE:
+                return
+        except OSError:
+            return
+        stored = str(source)
+        try:
+            path = self._artifact_path(f"{started.name}-{started.kind}.pcap")
+            if path is not None:
+                shutil.copyfile(source, path)
+                stored = self._stored(path)
+        except OSError:  # a capture we cannot copy is named where it is
+            pass
+        description = (
+            f"memif frames {started.kind} {started.role.value} ({started.name}) transmitted "
+            "and received, both directions in one file in the order they crossed "
+            "(pcap has no direction field)"
+        )
+        self._add_artifact(Artifact("pcap", stored, description))
+
+    def save_trace(self, trace: list[dict[str, Any]], *, taps: int) -> None:
+        """Keep the control-channel trace on the record and as a JSON artifact."""
+        self.trace.extend(trace)
+        path = self._artifact_path("control-trace.json")
+        if path is None:
+            return
+        path.write_text(json.dumps(self.trace, indent=1))
+        description = (
+            f"control-channel trace: {len(self.trace)} entries, every message both ways "
+            f"decoded (c2s: client to server), {taps} tap(s)"
+        )
+        self._add_artifact(Artifact("trace", self._stored(path), description))
+
+    def _artifact_path(self, filename: str) -> Path | None:
+        if self.artifact_dir is None or self.artifact_base is None:
+            return None
+        self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        return self.artifact_dir / filename
+
+    def _stored(self, path: Path) -> str:
+        assert self.artifact_base is not None
+        return str(path.relative_to(self.artifact_base))
+
+    def _add_artifact(self, artifact: Artifact) -> None:
+        if all(known.path != artifact.path for known in self.artifacts):
+            self.artifacts.append(artifact)
 
 
 _CURRENT_CASE: contextvars.ContextVar[CaseRecord | None] = contextvars.ContextVar(
@@ -224,8 +297,13 @@ def _from_doctor(probe: Callable[[], doctor.Capability]) -> Callable[[], tuple[b
 
 
 def _docker_probe() -> tuple[bool, str]:
-    engine = doctor.docker_capabilities()[0]
-    return engine.available, engine.detail
+    """A Docker engine that answers, and the peer images built (containers need both)."""
+    engine, images = doctor.docker_capabilities()
+    for found in (engine, images):
+        if not found.available:
+            how = f" (how to get it: {found.how_to_get})" if found.how_to_get else ""
+            return False, f"{found.name}: {found.detail}{how}"
+    return True, f"{engine.detail}, images {images.detail}"
 
 
 def _numa_probe(count: int) -> Callable[[], tuple[bool, str]]:
@@ -278,37 +356,98 @@ def requires(*capabilities: Capability) -> pytest.MarkDecorator:
     return mark
 
 
-def known_deviation(peer_kind: str, role: Role | None, citation: str) -> pytest.MarkDecorator:
+def known_deviation(
+    peer_kind: str,
+    role: Role | None,
+    citation: str,
+    *,
+    crash: bool = False,
+    intermittent: bool = False,
+) -> pytest.MarkDecorator:
     """Decorator: when `peer_kind` plays `role` (None: either role), a FAIL is an XFAIL.
 
-    Only a failed `verify` is excused; harness errors and crashes keep their verdict. If the
-    deviation does not show, the case is a PASS with a note saying so.
+    Only a failed `verify` is excused; harness errors and crashes keep their verdict, unless
+    `crash` opts in: then a crash of that peer in that role is an XFAIL too, and its reason
+    says the crash was excused (its log is kept as for any crash). If the deviation does not
+    show, the case is a PASS with a note saying so, unless it is `intermittent` (a race that
+    shows in some runs only): then it is an XFAIL either way, so that two runs give the same
+    verdict, and the reason says whether it showed.
 
     Args:
         peer_kind: The peer kind that deviates (reference, testpmd, vpp...).
         role: The role in which it deviates.
         citation: Where the deviation is documented (fact sheet section, commit, bug).
+        crash: The documented deviation is a crash of that peer (explicit opt-in: a crash
+            is excused only where a citation says the peer crashes there).
+        intermittent: The deviation is a race that shows in some runs only.
     """
     mark: pytest.MarkDecorator = getattr(pytest.mark, DEVIATION_MARK)(
-        peer_kind=peer_kind, role=role, citation=citation
+        peer_kind=peer_kind, role=role, citation=citation, crash=crash, intermittent=intermittent
     )
     return mark
 
 
+def _deviations(item: pytest.Item, server_kind: str, client_kind: str) -> list[pytest.Mark]:
+    """The case's known_deviation marks that apply to this pair."""
+    return [
+        mark
+        for mark in item.iter_markers(DEVIATION_MARK)
+        if (mark.kwargs["role"] in (None, Role.SERVER) and mark.kwargs["peer_kind"] == server_kind)
+        or (mark.kwargs["role"] in (None, Role.CLIENT) and mark.kwargs["peer_kind"] == client_kind)
+    ]
+
+
 def deviation_for(item: pytest.Item, server_kind: str, client_kind: str) -> str | None:
     """The citation of a known deviation that applies to this pair, if any."""
-    for mark in item.iter_markers(DEVIATION_MARK):
-        kind, role = mark.kwargs["peer_kind"], mark.kwargs["role"]
-        if (role in (None, Role.SERVER) and kind == server_kind) or (
-            role in (None, Role.CLIENT) and kind == client_kind
-        ):
-            return str(mark.kwargs["citation"])
-    return None
+    marks = _deviations(item, server_kind, client_kind)
+    return str(marks[0].kwargs["citation"]) if marks else None
+
+
+def intermittent_deviation_for(item: pytest.Item, server_kind: str, client_kind: str) -> bool:
+    """Whether a known deviation of this pair is marked intermittent."""
+    return any(
+        mark.kwargs.get("intermittent", False)
+        for mark in _deviations(item, server_kind, client_kind)
+    )
 
 
 def required_capabilities(item: pytest.Item) -> tuple[Capability, ...]:
     """Capabilities the scenario declared with `requires`."""
     return tuple(cap for mark in item.iter_markers(REQUIRES_MARK) for cap in mark.args)
+
+
+def crash_deviation_for(item: pytest.Item, crashed: list[StartedPeer]) -> str | None:
+    """The citation that excuses these crashes, if a `known_deviation(..., crash=True)` of
+    the case covers every crashed peer (its kind in its role); None otherwise."""
+    if not crashed:
+        return None
+    citations = []
+    for started in crashed:
+        for mark in item.iter_markers(DEVIATION_MARK):
+            kind, role = mark.kwargs["peer_kind"], mark.kwargs["role"]
+            if mark.kwargs.get("crash") and kind == started.kind and role in (None, started.role):
+                citations.append(str(mark.kwargs["citation"]))
+                break
+        else:
+            return None
+    return "; ".join(dict.fromkeys(citations))
+
+
+def fixed_client(kind: str) -> pytest.MarkDecorator:
+    """Decorator (or a module's `pytestmark`): the scenario's client is always of `kind`.
+
+    That client is a tool of the scenario (the reference's hostile client of the robustness
+    suite), not a peer under test: the plugin runs the scenario once per server kind of the
+    selected pairs, with this client, whatever kinds `--peers` names for clients.
+    """
+    mark: pytest.MarkDecorator = getattr(pytest.mark, FIXED_CLIENT_MARK)(kind)
+    return mark
+
+
+def fixed_client_kind(definition: pytest.Item) -> str | None:
+    """The client kind a scenario fixed with `fixed_client`, if any."""
+    mark = definition.get_closest_marker(FIXED_CLIENT_MARK)
+    return str(mark.args[0]) if mark is not None else None
 
 
 # --------------------------------------------------------------------------- peer kinds
@@ -322,6 +461,9 @@ class PeerKind:
     needs: tuple[Capability, ...]
     make: Callable[[MemifSpec, Path, int, str], Peer]
     """(spec, workdir, cpu, dpdk/api prefix) -> an unstarted peer."""
+    make_in_container: Callable[[MemifSpec, Path, int, str, Containers], Peer] | None = None
+    """The same in a container of the run (runtime docker); None when no image of this
+    kind exists: it then runs as a local process in that runtime too."""
 
 
 def _make_reference(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
@@ -335,6 +477,21 @@ def _make_testpmd(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer
     return TestpmdPeer(spec, workdir, cpu=cpu, binary=binary, file_prefix=prefix)
 
 
+def _make_testpmd_container(
+    spec: MemifSpec, workdir: Path, cpu: int, prefix: str, containers: Containers
+) -> Peer:
+    from harness.peers.testpmd_peer import TestpmdPeer
+
+    return TestpmdPeer(
+        spec,
+        workdir,
+        cpu=cpu,
+        file_prefix=prefix,
+        runtime=containers.runtime(),
+        image=containers.image("testpmd"),
+    )
+
+
 def _make_vpp(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
     from harness.peers.vpp_peer import VppPeer
 
@@ -343,10 +500,49 @@ def _make_vpp(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
 
 PEER_KINDS: Final[Mapping[str, PeerKind]] = {
     "reference": PeerKind("reference", (), _make_reference),
-    "testpmd": PeerKind("testpmd", (TESTPMD,), _make_testpmd),
+    "testpmd": PeerKind("testpmd", (TESTPMD,), _make_testpmd, _make_testpmd_container),
     "vpp": PeerKind("vpp", (VPP,), _make_vpp),
 }
 """Peer kinds by the name `--peers` uses."""
+
+FAULT_SEPARATOR: Final = "+"
+"""`reference+stale-next` names the reference with a deliberate fault (test-only)."""
+
+
+def peer_kind(name: str) -> PeerKind:
+    """The peer kind `--peers` calls `name`: a known kind, or the reference with faults.
+
+    `reference+FAULT[+FAULT...]` is memif-ref with deliberate misbehaviour (memif-ref
+    `--fault`, reference_impl.faults): the suites' own test that each fault is caught.
+
+    Raises:
+        KeyError: no such kind or fault.
+    """
+    if name in PEER_KINDS:
+        return PEER_KINDS[name]
+    base, *faults = name.split(FAULT_SEPARATOR)
+    known = {fault.value for fault in Fault}
+    if base != "reference" or not faults or not set(faults) <= known:
+        raise KeyError(name)
+
+    def make(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
+        return ReferencePeer(spec, workdir, cpu=cpu, faults=tuple(faults))
+
+    return PeerKind(name, (), make)
+
+
+def is_peer_kind(name: str) -> bool:
+    """Whether `--peers` knows `name` (see `peer_kind`)."""
+    try:
+        peer_kind(name)
+    except KeyError:
+        return False
+    return True
+
+
+def base_kind(name: str) -> str:
+    """The implementation behind a kind name (`reference+stale-next` -> `reference`)."""
+    return name.split(FAULT_SEPARATOR)[0]
 
 
 def default_peer_kinds() -> tuple[str, ...]:
@@ -355,6 +551,46 @@ def default_peer_kinds() -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- session
+
+
+RUNTIMES: Final = ("local", "docker")
+"""Where peers can run: local processes, or containers of the run (kinds with an image)."""
+NO_CONTAINER_IMAGE: Final = "local: no container image of this peer"
+"""The runtime recorded for a kind that stays a local process in the docker runtime."""
+
+
+class Containers:
+    """The run's Docker runtime and peer image tags (runtime docker), made on first use.
+
+    Containers are named and labelled with the run id; `close()` removes all of them. The
+    images are not built here (`memif-harness images build`): the DOCKER capability skips
+    the cases when they are missing.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._runtime: DockerRuntime | None = None
+        self._images: dict[str, str] | None = None
+
+    def runtime(self) -> DockerRuntime:
+        """The run's DockerRuntime (connects to the engine on first use)."""
+        if self._runtime is None:
+            self._runtime = DockerRuntime(self.run_id)
+        return self._runtime
+
+    def image(self, name: str) -> str:
+        """The tag of a peer image by its recipe name ("testpmd")."""
+        if self._images is None:
+            from harness.runtime.images import default_recipes
+
+            self._images = {recipe.name: recipe.tag for recipe in default_recipes()}
+        return self._images[name]
+
+    def close(self) -> None:
+        """Remove every container of the run that is still there."""
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.cleanup()
 
 
 @dataclasses.dataclass
@@ -367,10 +603,56 @@ class HarnessSession:
     client_cpu: int = dataclasses.field(default_factory=lambda: min(1, (os.cpu_count() or 1) - 1))
     probe: CapabilityProbe = dataclasses.field(default_factory=CapabilityProbe)
     _sequence: Iterator[int] = dataclasses.field(default_factory=itertools.count)
+    containers: Containers | None = None
+    """The run's containers (runtime docker only)."""
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime {self.runtime!r}: one of {', '.join(RUNTIMES)}")
+        if self.runtime == "docker" and self.containers is None:
+            self.containers = Containers(self.label.run_id)
 
     def next_number(self) -> int:
         """A number unique in this run (for DPDK prefixes)."""
         return next(self._sequence)
+
+    def in_container(self, kind: str) -> bool:
+        """Whether peers of this kind run in containers in this session."""
+        return self.containers is not None and peer_kind(kind).make_in_container is not None
+
+    def needs(self, kind: str) -> tuple[Capability, ...]:
+        """What a peer kind needs here: DOCKER in a container, else its own needs."""
+        return (DOCKER,) if self.in_container(kind) else peer_kind(kind).needs
+
+    def runtime_of(self, kind: str) -> str:
+        """Where peers of a kind run (recorded in results.json for each peer)."""
+        if self.in_container(kind):
+            return "docker"
+        return NO_CONTAINER_IMAGE if self.runtime == "docker" else "local"
+
+    def make_peer(self, kind: str, spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
+        """An unstarted peer of a kind, in a container or as a local process.
+
+        Raises:
+            pytest.skip.Exception: an abstract socket with a peer in a container (its
+                network namespace cannot see the host's abstract names).
+        """
+        kind_of_peer = peer_kind(kind)
+        if not self.in_container(kind) or kind_of_peer.make_in_container is None:
+            return kind_of_peer.make(spec, workdir, cpu, prefix)
+        assert self.containers is not None  # in_container() says so
+        if spec.abstract:
+            pytest.skip(
+                f"runtime docker: {kind} runs in a container with its own network namespace "
+                "(--network none), where the host's abstract socket names do not exist; "
+                "abstract sockets need --runtime local"
+            )
+        return kind_of_peer.make_in_container(spec, workdir, cpu, prefix, self.containers)
+
+    def close(self) -> None:
+        """Remove what the session made for all cases (the run's containers)."""
+        if self.containers is not None:
+            self.containers.close()
 
 
 SESSION_KEY: Final = pytest.StashKey[HarnessSession]()
@@ -389,9 +671,13 @@ class Pair:
         client: The started client peer (None if the case asked for the server only).
         server_kind: The server's peer kind.
         client_kind: The client's peer kind (also the kind of extra clients).
-        socket_path: The socket path, or the abstract name without its leading NUL.
+        socket_path: The server's socket path, or the abstract name without its leading
+            NUL (what `listening` and other checks of the server look at).
         abstract: Whether the socket is abstract.
         lab: The case's peer factory (for more clients).
+        client_socket_path: Where clients connect: the front of the case's control-channel
+            tap, which relays to `socket_path` unchanged and records the trace ("" when
+            clients connect to the server directly).
     """
 
     server: Peer
@@ -401,14 +687,19 @@ class Pair:
     socket_path: str
     abstract: bool
     lab: Lab
+    client_socket_path: str = ""
 
     def with_client(self, client: Peer) -> Pair:
         """The same server with another client (for expectations on a second client)."""
         return dataclasses.replace(self, client=client)
 
     def start_client(self, kind: str | None = None, **overrides: Any) -> Peer:
-        """Start one more client on this pair's socket (default: the pair's client kind)."""
-        socket = {"socket_path": self.socket_path, "abstract": self.abstract}
+        """Start one more client on this pair's socket (default: the pair's client kind).
+
+        The client connects through the control-channel tap like the pair's first client.
+        """
+        path = self.client_socket_path or self.socket_path
+        socket = {"socket_path": path, "abstract": self.abstract}
         return self.lab.start(kind or self.client_kind, Role.CLIENT, **{**socket, **overrides})
 
 
@@ -450,6 +741,7 @@ class Lab:
         self.client_kind = client_kind
         self._socket_dir: Path | None = None
         self._extra_sockets = 0
+        self._taps: list[ControlTap] = []
 
     @property
     def socket_dir(self) -> Path:
@@ -494,7 +786,7 @@ class Lab:
         workdir.mkdir(parents=True, exist_ok=True)
         cpu = self.session.server_cpu if spec.role is Role.SERVER else self.session.client_cpu
         prefix = self.session.label.dpdk_prefix(f"{spec.role.value}{number}")
-        peer = PEER_KINDS[kind].make(spec, workdir, cpu, prefix)
+        peer = self.session.make_peer(kind, spec, workdir, cpu, prefix)
         self.record.peers.append(StartedPeer(kind, spec.role, name, peer))
         return peer
 
@@ -539,17 +831,30 @@ class Lab:
     ) -> Pair:
         """Start the case's server, then its client, on the case's socket.
 
+        The server listens on the case's socket; clients connect to the front of a
+        control-channel tap beside it, which relays every message (and its fds) unchanged
+        and records the case's trace.
+
         Args:
             server_overrides: MemifSpec fields for the server (secret, queues...).
             client_overrides: MemifSpec fields for the client.
             abstract: Meet on an abstract socket instead of a file.
             client: Start the client too (False: the scenario starts clients itself).
+
+        Raises:
+            ControlTapError: the tap could not listen (a harness ERROR).
         """
         path = self.socket_path()
-        socket = {"socket_path": path, "abstract": abstract}
-        server = self.start(self.server_kind, Role.SERVER, **{**socket, **(server_overrides or {})})
+        server_socket = {"socket_path": path, "abstract": abstract}
+        server = self.start(
+            self.server_kind, Role.SERVER, **{**server_socket, **(server_overrides or {})}
+        )
+        front = self._open_tap(Path(path), abstract=abstract)
+        client_socket = {"socket_path": front, "abstract": abstract}
         started_client = (
-            self.start(self.client_kind, Role.CLIENT, **{**socket, **(client_overrides or {})})
+            self.start(
+                self.client_kind, Role.CLIENT, **{**client_socket, **(client_overrides or {})}
+            )
             if client
             else None
         )
@@ -561,7 +866,24 @@ class Lab:
             socket_path=path,
             abstract=abstract,
             lab=self,
+            client_socket_path=front,
         )
+
+    def _open_tap(self, back: Path, *, abstract: bool) -> str:
+        """Start a control-channel tap that relays to `back`; returns where clients go."""
+        number = len(self._taps) + 1
+        front = self.socket_dir / ("memif-tap.sock" if number == 1 else f"memif-tap-{number}.sock")
+        try:
+            tap = ControlTap(front, back, abstract=abstract).start()
+        except OSError as exc:
+            raise ControlTapError(f"control-channel tap at {front}: {exc}") from exc
+        self._taps.append(tap)
+        return str(front)
+
+    @property
+    def tap_fronts(self) -> list[str]:
+        """Socket names of the case's control-channel taps (files unless abstract)."""
+        return [str(tap.front) for tap in self._taps]
 
     def name_of(self, peer: Peer) -> str:
         """'<kind> <name>' of a peer this lab made (as logs and reasons name it)."""
@@ -598,14 +920,43 @@ class Lab:
             if group:
                 with ThreadPoolExecutor(max_workers=len(group)) as pool:
                     list(pool.map(stop, group))
+        for started in self.record.peers:
+            self.record.save_capture(started)
+        tap_errors = self._close_taps()
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
         crashed = self.record.crashed_peers()
         if crashed:
             first = crashed[0]
             raise PeerCrashed(f"{first.kind} {first.name} crashed", _log_tail(first.peer))
+        if tap_errors:
+            raise ControlTapError("; ".join(tap_errors))
         if errors:
             raise errors[0]
+
+    def _close_taps(self) -> list[str]:
+        """Stop the taps (after the peers: their last messages are in), keep the trace."""
+        if not self._taps:
+            return []
+        taps, self._taps = self._taps, []
+        trace: list[dict[str, Any]] = []
+        failures = []
+        for number, tap in enumerate(taps, start=1):
+            try:
+                entries = tap.stop()
+            except Exception as exc:
+                failures.append(f"control-channel tap {tap.front} did not stop: {exc}")
+                entries = tap.snapshot()
+            if len(taps) > 1:
+                entries = [{**entry, "tap": number} for entry in entries]
+            trace.extend(entries)
+            if tap.error is not None:
+                failures.append(f"control-channel tap {tap.front}: {tap.error}")
+        try:
+            self.record.save_trace(trace, taps=len(taps))
+        except OSError as exc:
+            failures.append(f"control-channel trace not saved: {exc}")
+        return failures
 
 
 def _crashed(peer: Peer) -> bool:
@@ -630,18 +981,20 @@ def pair_kinds(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(server kind, client kind) of the case, parametrized by the plugin.
 
     The case is skipped, naming what is missing, when the host lacks a capability that the
-    scenario declared with `requires` or that one of the pair's peer kinds needs.
+    scenario declared with `requires` or that one of the pair's peer kinds needs (in the
+    run's runtime: DOCKER for a peer that runs in a container).
     """
     param = getattr(request, "param", None)
     if param is None:
         raise RuntimeError("scenarios run only with the plugin: pytest -p scenarios.plugin")
     server_kind, client_kind = str(param[0]), str(param[1])
+    session = request.config.stash[SESSION_KEY]
     needs = (
         *required_capabilities(request.node),
-        *PEER_KINDS[server_kind].needs,
-        *PEER_KINDS[client_kind].needs,
+        *session.needs(server_kind),
+        *session.needs(client_kind),
     )
-    reason = request.config.stash[SESSION_KEY].probe.missing(tuple(dict.fromkeys(needs)))
+    reason = session.probe.missing(tuple(dict.fromkeys(needs)))
     if reason is not None:
         pytest.skip(reason)
     return server_kind, client_kind
@@ -718,7 +1071,9 @@ def expect_link_up(pair: Pair, timeout: float = LINK_TIMEOUT) -> None:
     started = time.monotonic()
     up: dict[str, float | None] = {}
     for role, peer in (("client", pair.client), ("server", pair.server)):
-        left = max(0.0, timeout - (time.monotonic() - started))
+        # Once the client has failed the verdict is made: the server is asked, not awaited.
+        waiting = role == "client" or up["client"] is not None
+        left = max(0.0, timeout - (time.monotonic() - started)) if waiting else 0.0
         up[role] = time.monotonic() - started if peer.wait_for_link(left) else None
     _raise_if_crashed(pair)
     observed = "; ".join(
@@ -809,11 +1164,24 @@ def negotiated(peer: Peer) -> LinkParameters | None:
 _UNIX_LISTENING = 0x10000  # __SO_ACCEPTCON in /proc/net/unix Flags
 
 
+def _unix_socket_table(peer: Peer) -> str:
+    """The AF_UNIX socket table of the peer's network namespace.
+
+    A peer in a container (runtime docker) has its own namespace, whose table the host's
+    /proc/net/unix does not show: it is read through a process of the peer
+    (/proc/<pid>/net/unix). A peer without a known process is taken to share the harness's.
+    """
+    pid = getattr(getattr(peer, "process", None), "pid", None)
+    if isinstance(pid, int) and pid > 0 and os.path.exists(f"/proc/{pid}/net/unix"):
+        return f"/proc/{pid}/net/unix"
+    return "/proc/net/unix"
+
+
 def listening(pair: Pair) -> bool:
     """Whether a listening AF_UNIX socket is bound at the pair's address right now.
 
     A filesystem socket must also exist as a socket file; an abstract one shows as
-    `@name` in /proc/net/unix.
+    `@name` in the socket table of the server's network namespace.
     """
     address = "@" + pair.socket_path if pair.abstract else pair.socket_path
     if not pair.abstract:
@@ -822,7 +1190,7 @@ def listening(pair: Pair) -> bool:
                 return False
         except OSError:
             return False
-    with open("/proc/net/unix") as table:
+    with open(_unix_socket_table(pair.server)) as table:
         next(table)
         for line in table:
             fields = line.split()
@@ -832,8 +1200,317 @@ def listening(pair: Pair) -> bool:
 
 
 def files_in_socket_dir(pair: Pair) -> list[str]:
-    """Names of the files in the case's socket directory."""
-    return sorted(path.name for path in pair.lab.socket_dir.iterdir())
+    """Names of the files in the case's socket directory (the harness's tap excluded)."""
+    taps = {Path(front).name for front in pair.lab.tap_fronts}
+    return sorted(path.name for path in pair.lab.socket_dir.iterdir() if path.name not in taps)
+
+
+# --------------------------------------------------------------------------- round trips
+
+CHECK_TIMEOUT: Final = 30.0
+"""Default bound for a round trip of numbered frames to finish."""
+CHECKING_KINDS: Final = frozenset({"reference"})
+"""Implementations that can send numbered frames and check them back (Activity.VERIFY)."""
+
+
+def start_round_trip(
+    lab: Lab,
+    checker: Role,
+    *,
+    sizes: tuple[int, ...],
+    count: int,
+    window: int = 32,
+    server: Mapping[str, Any] | None = None,
+    client: Mapping[str, Any] | None = None,
+) -> Pair:
+    """Start a pair where the `checker` role sends numbered frames and the other forwards.
+
+    The checker (a reference peer) sends `count` frames, sizes in turn from `sizes`, at
+    most `window` in flight; the other peer sends each frame back (testpmd macswap,
+    memif-ref forward). Every frame thus crosses both rings: produced by the checker,
+    consumed and produced again by the forwarder, consumed by the checker.
+
+    The case is skipped when the pair has no checking implementation in the `checker` role.
+    """
+    kind = lab.server_kind if checker is Role.SERVER else lab.client_kind
+    if base_kind(kind) not in CHECKING_KINDS:
+        pytest.skip(
+            f"the {checker.value} checks the frames here and {kind} cannot "
+            f"(checking needs one of: {', '.join(sorted(CHECKING_KINDS))})"
+        )
+    checking = {
+        "activity": Activity.VERIFY,
+        "frame_sizes": sizes,
+        "frame_count": count,
+        "window": window,
+    }
+    forwarding = {"activity": Activity.FORWARD}
+    server_spec = {**(checking if checker is Role.SERVER else forwarding), **(server or {})}
+    client_spec = {**(checking if checker is Role.CLIENT else forwarding), **(client or {})}
+    return lab.start_pair(server_spec, client_spec)
+
+
+def expect_round_trip(pair: Pair, checker: Role, timeout: float = CHECK_TIMEOUT) -> None:
+    """The checker's numbered frames must all come back byte for byte, and no peer may
+    have seen its peer publish an index inside a chain.
+
+    Waits for the link, then for the checker to finish (it ends by itself when every frame
+    is back, or after 2 s without any coming back).
+    """
+    expect_link_up(pair)
+    assert pair.client is not None
+    peer = pair.server if checker is Role.SERVER else pair.client
+    last: list[CheckReport | None] = [None]
+
+    def finished() -> bool:
+        last[0] = peer.check_report()
+        return last[0] is not None and last[0].done
+
+    poll(finished, timeout)
+    _raise_if_crashed(pair)
+    report = last[0]
+    for role, each in _peers_of(pair):
+        seen = each.violations_seen()
+        if seen is None:
+            continue
+        broken = {rule: times for rule, times in seen.items() if times}
+        verify(
+            not broken,
+            f"{role} saw no ring-rule violation",
+            expected="no index published inside a chain (fact sheet §5.5)",
+            observed=", ".join(f"{rule}: {times} time(s)" for rule, times in broken.items())
+            or "none",
+        )
+    if report is None or not report.done:
+        verify(
+            False,
+            "numbered frames checked",
+            expected=f"the check finishes within {timeout:g} s",
+            observed=f"{_describe_check(report)}; {_describe(peer.status())}",
+        )
+        return
+    verify(
+        report.matched == report.count,
+        "every frame back byte for byte",
+        expected=f"{report.count} of {report.count} frames back unchanged (MACs aside)",
+        observed=_describe_check(report),
+    )
+
+
+def _describe_check(report: CheckReport | None) -> str:
+    if report is None:
+        return "the check never started"
+    text = (
+        f"sent {report.sent}, matched {report.matched}, mismatched {report.mismatched}, "
+        f"missing {report.missing if report.missing is not None else '?'}, "
+        f"foreign {report.foreign}"
+    )
+    if report.first_mismatch:
+        first = report.first_mismatch
+        text += (
+            f"; first mismatch: frame {first.get('sequence')} sent {first.get('sent_bytes')} "
+            f"B, back {first.get('returned_bytes')} B, first different byte "
+            f"{first.get('first_different_byte')}"
+        )
+    return text
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def client_layout_seen_by(server: Peer, timeout: float = 5.0) -> dict[str, Any] | None:
+    """The server's report on its client's memory at CONNECT (None: this server does not
+    inspect layouts). Waits up to `timeout` seconds for the report to appear."""
+    found: list[dict[str, Any] | None] = [None]
+
+    def reported() -> bool:
+        found[0] = server.layout_report()
+        return found[0] is not None
+
+    poll(reported, timeout)
+    return found[0]
+
+
+# --------------------------------------------------------------------------- attacks
+
+ATTACK_TIMEOUT: Final = 15.0
+"""Bound on one attack, seconds."""
+ATTACK_SETTLE: Final = 1.0
+"""Seconds the attacker waits for the server's answer after the attack."""
+ATTACK_REFUSALS: Final = ("disconnect", "closed")
+"""Answers that count as refusing a bad message: a DISCONNECT, or a close without one."""
+CRASH_SHOWS_WITHIN: Final = 2.0
+"""Seconds allowed for a server that closed on the attacker to show up as crashed."""
+
+
+class AttackFailed(Exception):
+    """The hostile client could not carry out its attack (a harness ERROR, never a FAIL)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackResult:
+    """What the hostile client did to the pair's server, and what the server answered.
+
+    Attributes:
+        name: The attack (a `reference_impl.hostile.Attack` value, e.g. "bad-region").
+        answer: "disconnect", "closed" (without DISCONNECT), "accepted" (went on as if the
+            message were fine), "none" (nothing within the settle time; any link stayed up)
+            or "not-observed" (the attacker closed first).
+        reason: The server's DISCONNECT reason, normalised (None without a DISCONNECT).
+        reason_text: That reason as the server wrote it.
+        facts: The attacker's whole report: what it sent and received, descriptors published
+            and consumed, frames sent...
+    """
+
+    name: str
+    answer: str
+    reason: DisconnectReason | None
+    reason_text: str | None
+    facts: Mapping[str, Any]
+
+    def describe(self) -> str:
+        """One line: what was sent, and what came back."""
+        sent = "; ".join(self.facts.get("sent") or []) or "nothing"
+        received = ", ".join(self.facts.get("received") or []) or "nothing"
+        why = f" {self.reason_text!r}" if self.reason_text else ""
+        return f"sent {sent}; server sent {received}; answer {self.answer}{why}"
+
+
+def attack(
+    pair: Pair, name: str, *, settle: float = ATTACK_SETTLE, timeout: float = ATTACK_TIMEOUT
+) -> AttackResult:
+    """Run one attack of the reference's hostile client against the pair's server.
+
+    The attacker is `reference_impl.hostile` (what `memif-ref client ... attack NAME` runs),
+    run in the harness process: a separate memif-ref process would add half a second of
+    start-up to every case. It connects to the server's own socket, not through the case's
+    control-channel tap, so the server gets exactly the bytes and fds the attack sends and
+    sees its closes as they happen; its report of what went each way is kept as an artifact.
+    It uses the server's interface id and secret for the correct part of its handshake.
+
+    After a descriptor attack the server is quiesced (its datapath stops polling, as the lab
+    does before any peer leaves) before the attacker leaves with a DISCONNECT: DPDK 22.11 can
+    crash when a peer leaves while its lcore polls the rings, a defect of leaving, which
+    close-mid-traffic exercises on purpose; a descriptor case judges the descriptors. A peer
+    that takes the next client starts its datapath again (`Peer.wait_for_link`).
+
+    Args:
+        pair: The case's pair; only its server is attacked.
+        name: The attack (`memif-ref client --socket S attack --help` lists them).
+        settle: Seconds to wait for the server's answer.
+        timeout: Bound on the attack.
+
+    Returns:
+        What the server answered.
+
+    Raises:
+        PeerCrashed: the server crashed during the attack (the case's FAIL, with its log).
+        AttackFailed: the attacker could not carry out the attack (the case's ERROR).
+    """
+    from harness.peers.reasons import normalise
+    from reference_impl import hostile
+
+    spec = pair.server.spec
+    target = hostile.Target(pair.socket_path, pair.abstract, spec.interface_id, spec.secret or "")
+    report = hostile.run_attack(
+        hostile.Attack(name),
+        target,
+        timeout=timeout,
+        settle=settle,
+        before_leaving=pair.server.quiesce,
+    )
+    facts = report.as_dict()
+    _keep_attack_report(_current_case(), name, facts)
+    text = report.disconnect_reason
+    result = AttackResult(
+        name=name,
+        answer=report.answer,
+        reason=None if text is None else normalise(text),
+        reason_text=text,
+        facts=facts,
+    )
+    note(f"attack {name}: {result.describe()}")
+    server = pair.server
+    if report.answer == hostile.Answer.CLOSED:
+        poll(lambda: _crashed(server), CRASH_SHOWS_WITHIN)
+    if _crashed(server):
+        raise PeerCrashed(
+            f"{pair.lab.name_of(server)} crashed under attack {name}", _log_tail(server)
+        )
+    if report.error is not None:
+        raise AttackFailed(f"the hostile client could not carry out attack {name}: {report.error}")
+    return result
+
+
+def _keep_attack_report(record: CaseRecord, name: str, facts: Mapping[str, Any]) -> None:
+    """Keep the attacker's report as an artifact of the case."""
+    if record.artifact_dir is None or record.artifact_base is None:
+        return
+    record.artifact_dir.mkdir(parents=True, exist_ok=True)
+    path = record.artifact_dir / f"attack-{name}.json"
+    path.write_text(json.dumps(facts, indent=1, sort_keys=True))
+    stored = str(path.relative_to(record.artifact_base))
+    if all(artifact.path != stored for artifact in record.artifacts):
+        description = f"hostile client's report of attack {name}: what went each way"
+        record.artifacts.append(Artifact("attack", stored, description))
+
+
+def expect_attack_refused(result: AttackResult, reason: DisconnectReason) -> None:
+    """The server must refuse the bad message: DISCONNECT with `reason`, or close at once.
+
+    A close without DISCONNECT counts (VPP and libmemif close silently in places, fact sheet
+    §3.6, §7.1); a DISCONNECT must carry the reason the fact sheet gives for the fault
+    (compared normalised). Going on as if nothing were wrong, or saying nothing within the
+    settle time, is a FAIL.
+    """
+    verify(
+        result.answer in ATTACK_REFUSALS,
+        f"server refuses {result.name}",
+        expected="DISCONNECT or a closed connection",
+        observed=result.describe(),
+    )
+    if result.reason is not None:
+        verify(
+            result.reason is reason,
+            f"reason for refusing {result.name}",
+            expected=f"reason {reason.value}",
+            observed=f"reason {result.reason.value} ({result.reason_text!r})",
+        )
+    else:
+        note(f"server closed the connection on {result.name} without a DISCONNECT")
+
+
+def expect_survived(pair: Pair, timeout: float = LINK_TIMEOUT) -> None:
+    """After an attack the server must have survived it and serve a correct client.
+
+    Checked in order: no crash (else PeerCrashed: FAIL with its log); the server's link is
+    down within `timeout` (it noticed the attacker is gone); it is still running and still
+    listening; a new client of the pair's client kind brings the link up with it.
+    """
+    _raise_if_crashed(pair)
+    try:
+        status = expect_link_down(pair.server, timeout, what="server after the attack")
+    except PeerCrashed as crash:  # it died while letting the attacker's connection go
+        what = f"{pair.lab.name_of(pair.server)} crashed after the attack ({crash.summary})"
+        raise PeerCrashed(what, crash.log_tail) from None
+    expect_serving(pair, status, "after the attack")
+    expect_link_up(pair.with_client(pair.start_client()), timeout)
+
+
+def expect_serving(pair: Pair, status: PeerStatus, when: str) -> None:
+    """The pair's server (whose last status is `status`) must still run and listen."""
+    verify(
+        status.running,
+        f"server still running {when}",
+        expected="running",
+        observed="running" if status.running else "exited",
+    )
+    verify(
+        listening(pair),
+        f"server still listening {when}",
+        expected=f"listening on {pair.socket_path}",
+        observed="listening" if listening(pair) else "no listener",
+    )
 
 
 # --------------------------------------------------------------------------- docstrings

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Generator, Iterator
@@ -32,7 +33,7 @@ from harness.topology.labels import registered_run
 from scenarios import api
 
 RESULTS_FILE = "results.json"
-RUNTIMES = ("local",)
+RUNTIMES = api.RUNTIMES
 DEFAULT_CASE_TIMEOUT = 120.0
 _VERDICT_ORDER = (Verdict.PASS, Verdict.SKIP, Verdict.XFAIL, Verdict.FAIL, Verdict.ERROR)
 
@@ -46,6 +47,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated peer kinds that take part "
         f"({', '.join(api.PEER_KINDS)}); default: reference, plus testpmd when "
         "dpdk-testpmd is on PATH",
+    )
+    group.addoption(
+        "--pairs",
+        default=None,
+        help="comma-separated SERVER:CLIENT kind pairs to run (default: every pair of --peers)",
     )
     group.addoption("--report-dir", default=None, help="write results.json and artifacts here")
     group.addoption("--runtime", default="local", help=f"where peers run: {', '.join(RUNTIMES)}")
@@ -66,13 +72,36 @@ def parse_peer_kinds(text: str | None) -> tuple[str, ...]:
     if text is None:
         return api.default_peer_kinds()
     kinds = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [kind for kind in kinds if kind not in api.PEER_KINDS]
+    unknown = [kind for kind in kinds if not api.is_peer_kind(kind)]
     if unknown or not kinds:
         raise pytest.UsageError(
             f"--peers {text!r}: unknown kind(s) {unknown or '(none given)'}; "
             f"known: {', '.join(api.PEER_KINDS)}"
         )
     return kinds
+
+
+def selected_pairs(kinds: tuple[str, ...], text: str | None) -> list[tuple[str, str]]:
+    """Every (server, client) pair of `kinds`, or the `--pairs` among them, in that order.
+
+    Raises:
+        pytest.UsageError: a pair is malformed or names a kind that is not in --peers.
+    """
+    every = [(server, client) for server in kinds for client in kinds]
+    if text is None:
+        return every
+    chosen = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        server, colon, client = item.partition(":")
+        if not colon or (server, client) not in every:
+            raise pytest.UsageError(
+                f"--pairs {item!r}: expected SERVER:CLIENT with both kinds in --peers "
+                f"({', '.join(kinds)})"
+            )
+        chosen.append((server, client))
+    if not chosen:
+        raise pytest.UsageError(f"--pairs {text!r}: no pair given")
+    return chosen
 
 
 def pair_id(server_kind: str, client_kind: str) -> str:
@@ -87,13 +116,17 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        f"{api.DEVIATION_MARK}(peer_kind, role, citation): a known, cited peer deviation",
+        f"{api.DEVIATION_MARK}(peer_kind, role, citation, crash=False): a known, cited peer "
+        "deviation (crash=True: a crash of that peer is excused too)",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{api.FIXED_CLIENT_MARK}(kind): the client is a tool of the scenario, always of this "
+        "kind; the scenario runs once per server kind",
     )
     runtime = config.getoption("--runtime")
     if runtime not in RUNTIMES:
-        raise pytest.UsageError(
-            f"--runtime {runtime!r}: the suites run peers {', '.join(RUNTIMES)} only for now"
-        )
+        raise pytest.UsageError(f"--runtime {runtime!r}: peers run {' or '.join(RUNTIMES)}")
     kinds = parse_peer_kinds(config.getoption("--peers"))
     report_dir = config.getoption("--report-dir")
     run = ScenarioRun(
@@ -107,8 +140,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(run, "scenarios.run")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """The hooks this plugin calls on listeners (scenarios.hookspecs)."""
+    from scenarios import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Unregister the run id (its objects were removed case by case)."""
+    """Remove the run's containers, unregister the run id (other objects went case by case)."""
     run = config.pluginmanager.get_plugin("scenarios.run")
     if isinstance(run, ScenarioRun):
         run.close()
@@ -121,6 +161,29 @@ class _Phase:
     verdict: Verdict
     reason: str = ""
     observed: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseStarted:
+    """A case that begins, as listeners see it (scenarios.hookspecs).
+
+    Attributes:
+        suite: Suite name ("handshake").
+        scenario: Scenario function name.
+        case_id: The readable case id (scenario and pair), as in its CaseResult.
+        server_peer: Server peer kind ("" for a case that is not a pair).
+        client_peer: Client peer kind.
+        number: Its position in the run, from 1.
+        total: How many cases the run has, as far as known.
+    """
+
+    suite: str
+    scenario: str
+    case_id: str
+    server_peer: str
+    client_peer: str
+    number: int
+    total: int
 
 
 _PHASES_KEY = pytest.StashKey[dict[str, _Phase]]()
@@ -149,14 +212,19 @@ class ScenarioRun:
         self.session = api.HarnessSession(label, runtime)
         config.stash[api.SESSION_KEY] = self.session
         self.cases: list[CaseResult] = []
+        self.total = 0
         self.result: RunResult | None = None
         self._closed = False
+        self._listener_failed = False
 
     def close(self) -> None:
-        """Leave the run registry."""
+        """Remove what the session made for all cases, then leave the run registry."""
         if not self._closed:
             self._closed = True
-            self._registration.__exit__(None, None, None)
+            try:
+                self.session.close()
+            finally:
+                self._registration.__exit__(None, None, None)
 
     # ----------------------------------------------------------------- collection
 
@@ -171,7 +239,10 @@ class ScenarioRun:
                 f"{' and '.join(name + ':' for name in missing)} section(s) "
                 "(the report shows them as the test plan)"
             )
-        pairs = [(server, client) for server in self.kinds for client in self.kinds]
+        pairs = selected_pairs(self.kinds, self.config.getoption("--pairs"))
+        client = api.fixed_client_kind(metafunc.definition)
+        if client is not None:  # the client is a tool: once per server kind, with that client
+            pairs = [(server, client) for server in dict.fromkeys(s for s, _ in pairs)]
         metafunc.parametrize(
             "pair_kinds", pairs, ids=[pair_id(*pair) for pair in pairs], indirect=True
         )
@@ -202,8 +273,51 @@ class ScenarioRun:
                     reason=f"collection error: {_collect_error_text(report)}",
                 )
             )
+            self._finished(self.cases[-1])
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Tell listeners how many cases will run."""
+        self.total = len(session.items)
+        self._notify("pytest_memif_collected", total=self.total)
+
+    # ----------------------------------------------------------------- listeners
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        """Call a listener hook (scenarios.hookspecs); a failing listener never stops a run."""
+        try:
+            getattr(self.config.hook, hook)(**kwargs)
+        except Exception as exc:
+            if not self._listener_failed:
+                self._listener_failed = True
+                sys.stderr.write(
+                    f"memif: a listener of {hook} failed ({type(exc).__name__}: {exc}); "
+                    "the run goes on without its updates\n"
+                )
+
+    def _finished(self, case: CaseResult) -> None:
+        done = len(self.cases)
+        self._notify(
+            "pytest_memif_case_finished", case=case, done=done, total=max(done, self.total)
+        )
 
     # ----------------------------------------------------------------- running
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        """Tell listeners which case begins (the default protocol then runs it)."""
+        server_kind, client_kind = _kinds(item)
+        self._notify(
+            "pytest_memif_case_started",
+            case=CaseStarted(
+                suite=_suite_of(item.nodeid),
+                scenario=getattr(item, "originalname", item.name),
+                case_id=item.name,
+                server_peer=server_kind,
+                client_peer=client_kind,
+                number=len(self.cases) + 1,
+                total=max(len(self.cases) + 1, self.total),
+            ),
+        )
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -263,11 +377,12 @@ class ScenarioRun:
             item.stash[api.RECORD_KEY] = api.CaseRecord(item.nodeid)
         record = item.stash[api.RECORD_KEY]
         item.stash[_DURATION_KEY] += report.duration
-        phase = _classify(report, call, record)
+        phase = _classify(report, call, record, item)
         if phase is not None:
             item.stash[_PHASES_KEY][report.when] = phase
         if report.when == "teardown":
             self.cases.append(self._case_result(item, record))
+            self._finished(self.cases[-1])
         return report
 
     def _case_result(self, item: pytest.Item, record: api.CaseRecord) -> CaseResult:
@@ -306,6 +421,7 @@ class ScenarioRun:
             verify=sections.get("Verify", ""),
             duration=round(float(item.stash[_DURATION_KEY]), 3),
             artifacts=tuple(sorted(record.artifacts, key=lambda artifact: artifact.path)),
+            trace=tuple(record.trace),
         )
 
     # ----------------------------------------------------------------- the end
@@ -319,7 +435,8 @@ class ScenarioRun:
             host=host_facts(),
             commit=project_commit(),
             peers=[
-                PeerInfo(kind, self._version(kind), self.session.runtime) for kind in self.kinds
+                PeerInfo(kind, self._version(kind), self.session.runtime_of(kind))
+                for kind in self.kinds
             ],
             placement={
                 "server_cpu": self.session.server_cpu,
@@ -336,20 +453,21 @@ class ScenarioRun:
         (testpmd answers `-v` only after initialising its EAL, which is slow while other
         testpmds poll the CPUs.)
         """
-        missing = self.session.probe.missing(api.PEER_KINDS[kind].needs)
+        missing = self.session.probe.missing(self.session.needs(kind))
         if missing is not None:
             return f"unavailable: {missing}"
         prefix = self.session.label.dpdk_prefix("version")
         with tempfile.TemporaryDirectory(prefix="memif-version-") as workdir:
             try:
                 spec = MemifSpec(Role.SERVER, str(Path(workdir) / "unused.sock"))
-                return api.PEER_KINDS[kind].make(spec, Path(workdir), 0, prefix).version()
+                peer = self.session.make_peer(kind, spec, Path(workdir), 0, prefix)
+                return peer.version()
             except Exception as exc:
                 return f"unknown ({type(exc).__name__}: {str(exc).splitlines()[0]})"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """One line of verdict counts, and where results.json went."""
-        if self.result is None:
+        """One line of verdict counts, and where results.json went (none with -qq)."""
+        if self.result is None or self.config.get_verbosity() < -1:
             return
         counts = ", ".join(f"{count} {name}" for name, count in self.result.counts().items())
         where = f" -> {self.report_dir / RESULTS_FILE}" if self.report_dir else ""
@@ -392,14 +510,26 @@ def _collect_error_text(report: pytest.CollectReport, lines: int = 20) -> str:
 
 
 def _classify(
-    report: pytest.TestReport, call: pytest.CallInfo[None], record: api.CaseRecord
+    report: pytest.TestReport,
+    call: pytest.CallInfo[None],
+    record: api.CaseRecord,
+    item: pytest.Item | None = None,
 ) -> _Phase | None:
-    """The verdict of one phase; None for a phase that passed quietly (setup, teardown)."""
+    """The verdict of one phase; None for a phase that passed quietly (setup, teardown).
+
+    A crash is a FAIL, unless the case's `known_deviation(..., crash=True)` covers every
+    crashed peer: then it is an XFAIL whose reason says the crash was excused.
+    """
     xfail_reason = getattr(report, "wasxfail", None)
     if report.passed:
         if report.when != "call":
             return None
         if xfail_reason is not None:
+            if item is not None and api.intermittent_deviation_for(item, *_kinds(item)):
+                return _Phase(
+                    Verdict.XFAIL,
+                    f"known intermittent deviation, did not show in this run ({xfail_reason})",
+                )
             return _Phase(Verdict.PASS, f"known deviation did not show ({xfail_reason})")
         return _Phase(Verdict.PASS)
     if report.skipped:
@@ -414,7 +544,13 @@ def _classify(
         else:
             reason = ", ".join(f"{p.kind} {p.name}" for p in crashed) + " crashed"
             tail = ""
-        return _Phase(Verdict.FAIL, reason, observed=f"crash log tail:\n{tail}" if tail else "")
+        observed = f"crash log tail:\n{tail}" if tail else ""
+        excused = api.crash_deviation_for(item, crashed) if item is not None else None
+        if excused is not None:
+            return _Phase(
+                Verdict.XFAIL, f"known deviation, crash excused: {reason} ({excused})", observed
+            )
+        return _Phase(Verdict.FAIL, reason, observed=observed)
     if isinstance(error, api.VerifyFailed):
         return _Phase(Verdict.FAIL, str(error))
     if error is None:

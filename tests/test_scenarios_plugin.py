@@ -3,6 +3,7 @@ real handshake and secret suites over reference x testpmd."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -226,6 +227,40 @@ def test_testpmd_pairs_skip_naming_the_capability_without_testpmd(
     assert "missing capability TESTPMD" in skipped.reason
 
 
+@pytest.mark.parametrize("missing", ["engine", "images"])
+def test_runtime_docker_without_docker_skips_naming_the_capability(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    from harness import doctor
+    from scenarios.api import NO_CONTAINER_IMAGE
+
+    if missing == "engine":
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{pytester.path}/no-engine.sock")
+    else:
+        monkeypatch.setattr(doctor, "image_exists", lambda client, tag: False)
+    pytester.makepyfile(test_docker_skip=f"def test_up(pair):\n    {DOC.format(summary='Up.')}\n")
+    report_dir = pytester.path / "report"
+    run_plugin(
+        pytester, "--peers", "reference,testpmd", "--runtime", "docker",
+        "--report-dir", str(report_dir),
+    )  # fmt: skip
+    result = RunResult.read(report_dir / "results.json")
+    cases = {c.case_id: c for c in result.cases}
+    assert cases["test_up[reference-server--reference-client]"].verdict is Verdict.PASS
+    for pair in ("reference-server--testpmd-client", "testpmd-server--reference-client",
+                 "testpmd-server--testpmd-client"):  # fmt: skip
+        case = cases[f"test_up[{pair}]"]
+        assert case.verdict is Verdict.SKIP, case.reason
+        assert "missing capability DOCKER (" in case.reason
+        assert "TESTPMD" not in case.reason  # the container needs no local testpmd
+    if missing == "engine":
+        assert "docker-engine" in cases["test_up[testpmd-server--testpmd-client]"].reason
+    peers = {peer.name: peer for peer in result.peers}
+    assert peers["testpmd"].runtime == "docker"
+    assert peers["testpmd"].version.startswith("unavailable: missing capability DOCKER")
+    assert peers["reference"].runtime == NO_CONTAINER_IMAGE
+
+
 def test_scenario_without_steps_or_verify_is_a_collection_error(
     pytester: pytest.Pytester,
 ) -> None:
@@ -284,9 +319,77 @@ def test_server_dies(pair):
     (case,) = RunResult.read(report_dir / "results.json").cases
     assert case.verdict is Verdict.FAIL
     assert "reference server crashed" in case.reason
-    logs = {artifact.path.rsplit("/", 1)[-1] for artifact in case.artifacts}
+    logs = {
+        artifact.path.rsplit("/", 1)[-1] for artifact in case.artifacts if artifact.kind == "log"
+    }
     assert logs == {"server-reference.log", "client-reference.log"}
     assert all((report_dir / artifact.path).is_file() for artifact in case.artifacts)
+
+
+TRACED = f"""
+from scenarios.api import Activity, expect_link_up, files_in_socket_dir, listening, poll, verify
+
+def test_frames_cross(start_pair):
+    {DOC.format(summary="A source client and a sink server, through the control tap.")}
+    pair = start_pair({{"activity": Activity.SINK}}, {{"activity": Activity.SOURCE}})
+    verify(listening(pair), "server listens", expected="listening", observed="")
+    expect_link_up(pair)
+    got = poll(lambda: pair.server.status().counters.rx_frames > 0, timeout=10.0)
+    verify(got, "frames", expected="received", observed=pair.server.status().counters)
+
+def test_abstract(start_pair):
+    {DOC.format(summary="An abstract socket, through the control tap.")}
+    pair = start_pair(abstract=True)
+    verify(listening(pair), "server listens", expected="listening", observed="")
+    verify(not files_in_socket_dir(pair), "no file", expected=[], observed="")
+    expect_link_up(pair)
+
+def test_tap_breaks(pair):
+    {DOC.format(summary="The tap fails: the case is the harness's ERROR, even with a FAIL.")}
+    pair.lab._taps[0].error = "RuntimeError: relay thread died"
+    verify(False, "link", expected="up", observed="down (because the relay died)")
+"""
+
+
+@pytest.mark.integration
+def test_cases_record_their_control_trace_and_pcaps(pytester: pytest.Pytester) -> None:
+    from scapy.utils import rdpcap
+
+    pytester.makepyfile(test_traced=TRACED)
+    report_dir = pytester.path / "report"
+    run_plugin(pytester, "--peers", "reference", "--report-dir", str(report_dir))
+    cases = {c.scenario: c for c in RunResult.read(report_dir / "results.json").cases}
+    assert {name: c.verdict for name, c in cases.items()} == {
+        "test_frames_cross": Verdict.PASS,
+        "test_abstract": Verdict.PASS,
+        "test_tap_breaks": Verdict.ERROR,
+    }, [c.reason for c in cases.values()]
+    assert "ControlTapError" in cases["test_tap_breaks"].reason
+    assert "relay thread died" in cases["test_tap_breaks"].reason
+    for case in cases.values():
+        kinds = [(entry["direction"], entry["type"]) for entry in case.trace]
+        assert kinds[:3] == [("s2c", "HELLO"), ("c2s", "INIT"), ("s2c", "ACK")], kinds
+        assert ("c2s", "ADD_REGION") in kinds, kinds
+        assert ("c2s", "ADD_RING") in kinds, kinds
+        assert kinds.index(("c2s", "CONNECT")) < kinds.index(("s2c", "CONNECTED")), kinds
+        assert ("c2s", "DISCONNECT") in kinds, kinds  # the client left first, saying so
+        assert case.trace[1]["fields"]["name"] == "memif-ref"
+        by_kind: dict[str, list[str]] = {}
+        for artifact in case.artifacts:
+            assert (report_dir / artifact.path).is_file(), (artifact, case.artifacts)
+            by_kind.setdefault(artifact.kind, []).append(artifact.path.rsplit("/", 1)[-1])
+        assert sorted(by_kind["log"]) == ["client-reference.log", "server-reference.log"]
+        (trace_file,) = (a.path for a in case.artifacts if a.kind == "trace")
+        assert json.loads((report_dir / trace_file).read_text()) == list(case.trace)
+    pcaps = {a.path.rsplit("/", 1)[-1]: a for a in cases["test_frames_cross"].artifacts}
+    assert {"client-reference.pcap", "server-reference.pcap"} <= set(pcaps), pcaps
+    assert "one file" in pcaps["server-reference.pcap"].description
+    sent = rdpcap(str(report_dir / pcaps["client-reference.pcap"].path))
+    received = rdpcap(str(report_dir / pcaps["server-reference.pcap"].path))
+    assert len(sent) > 0, pcaps
+    assert len(received) > 0, pcaps
+    assert bytes(received[0]) == bytes(sent[0])
+    assert not any(a.kind == "pcap" for a in cases["test_abstract"].artifacts)  # no frames
 
 
 @pytest.mark.integration
