@@ -4,6 +4,7 @@ real handshake and secret suites over reference x testpmd."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.results import RunResult, Verdict
-from harness.run import RunError, run_suites, suite_path
+from harness.run import RunError, suite_path
 
 pytest_plugins = ["pytester"]
 
@@ -392,21 +393,49 @@ def test_cases_record_their_control_trace_and_pcaps(pytester: pytest.Pytester) -
     assert not any(a.kind == "pcap" for a in cases["test_abstract"].artifacts)  # no frames
 
 
+MAIN_JOB_SUITES = {"handshake", "secret", "layout", "chained", "negotiation", "robustness"}
+
+
 @pytest.mark.integration
 @pytest.mark.testpmd
-def test_handshake_and_secret_suites_reference_x_testpmd(tmp_path: Path) -> None:
+def test_main_job_twice_completes_fast_with_identical_verdicts(tmp_path: Path) -> None:
+    """`memif-harness run` with no arguments (the README's main job): every functional suite
+    over reference x testpmd, with 0 ERROR, in under 5 minutes, writing all four reports;
+    a second run gives the same verdict for every case."""
     if shutil.which("dpdk-testpmd") is None:
+        if os.environ.get("CI"):
+            pytest.fail("dpdk-testpmd is missing on a CI machine (run ci/setup.sh)")
         pytest.skip("dpdk-testpmd not installed (Debian package dpdk-dev)")
-    started = time.monotonic()
-    result = run_suites(["handshake", "secret"], ["reference", "testpmd"], tmp_path)
-    elapsed = time.monotonic() - started
-    errors = [f"{c.case_id}: {c.reason}" for c in result.cases if c.verdict is Verdict.ERROR]
-    assert not errors, errors
-    pairs = {(c.server_peer, c.client_peer) for c in result.cases}
-    assert pairs == {(s, c) for s in ("reference", "testpmd") for c in ("reference", "testpmd")}
-    assert len(result.cases) == 44
-    assert {p.name: p.version.split()[0] for p in result.peers} == {
-        "reference": "memif-ref",
-        "testpmd": "DPDK",
+    runs = []
+    for number in (1, 2):
+        report_dir = tmp_path / f"run{number}"
+        started = time.monotonic()
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("memif-harness")), "run", "--report",
+             str(report_dir)],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+        result = RunResult.read(report_dir / "results.json")
+        errors = [f"{c.case_id}: {c.reason}" for c in result.cases if c.verdict is Verdict.ERROR]
+        assert not errors, errors
+        assert done.returncode == result.exit_code(), done.stderr
+        assert elapsed < 300, f"run {number} took {elapsed:.0f} s"
+        for name in ("results.json", "index.html", "summary.md", "junit.xml"):
+            assert (report_dir / name).is_file(), name
+        assert {c.suite for c in result.cases} == MAIN_JOB_SUITES
+        assert {(c.server_peer, c.client_peer) for c in result.cases} == {
+            (s, c) for s in ("reference", "testpmd") for c in ("reference", "testpmd")
+        }
+        assert {p.name: p.version.split()[0] for p in result.peers} == {
+            "reference": "memif-ref",
+            "testpmd": "DPDK",
+        }
+        runs.append({case.case_id: case.verdict for case in result.cases})
+    changed = {
+        case: (runs[0][case], runs[1].get(case))
+        for case in runs[0]
+        if runs[0][case] is not runs[1].get(case)
     }
-    assert elapsed < 180, f"the suites took {elapsed:.0f} s"
+    assert runs[0].keys() == runs[1].keys()
+    assert not changed, changed
