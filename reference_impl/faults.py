@@ -45,5 +45,6 @@ def parse_faults(names: Iterable[str]) -> frozenset[Fault]:
     return frozenset(faults)
 
 
-SPLIT_CHAIN_PAUSE = 0.002
-"""Seconds a SPLIT_CHAIN producer leaves the partial chain published, so the peer sees it."""
+SPLIT_CHAIN_PAUSE = 0.02
+"""Seconds a SPLIT_CHAIN producer leaves the partial chain published: long enough for a
+polling peer to see it every time (2 ms was missed now and then by a peer backing off)."""
