@@ -20,6 +20,7 @@ _SERVICE_EVERY = 64  # bursts between control-socket checks while polling
 _BUSY_POLL = 0.01  # seconds of busy polling after the last progress before backing off
 _IDLE_WAIT = 0.0005  # seconds to wait on the control socket per burst once idle
 _WAIT_FOR_CLIENT = 0.01  # seconds per wait while a serving server has no link
+_INTERRUPT_WAIT = 0.1  # seconds an interrupt-mode receiver sleeps at most before re-checking
 _BURST = 256
 _DRAIN_WAIT = 2.0  # seconds a source waits for the peer to consume its last frames
 
@@ -71,18 +72,29 @@ class _Loop:
         self.stopped_by = ""
         self.last_progress = time.monotonic()
 
-    def link(self, progressed: bool) -> Link | None:
+    def link(self, progressed: bool, *, wait: float = 0.0) -> Link | None:
         """The link for the next burst, or None when the loop must stop.
 
         Polls without pause while traffic flows (a full TX ring counts as flowing: the
         peer drains it within microseconds); only after `_BUSY_POLL` seconds without
         progress does it wait on the control socket, so an idle peer costs little CPU.
+
+        In interrupt mode (the link's RX rings unmasked, fact sheet §6) a pass without
+        progress instead sleeps on the RX eventfds and the control socket for up to
+        `wait` seconds (at most `_INTERRUPT_WAIT`); the endpoint reads a signalled
+        eventfd to clear it and the next pass drains the rings, so a frame published
+        after the drain wakes the loop again. `wait=0` (the default) keeps polling: for
+        an action that waits for TX ring space, which no interrupt announces, for its
+        next send time, or for anything else than the memif RX rings.
         """
         self.bursts += 1
         now = time.monotonic()
         if progressed:
             self.last_progress = now
-        if now - self.last_progress > _BUSY_POLL:
+        last = self._last_link
+        if last is not None and not last.polling and not progressed and wait > 0:
+            self.driver.service(max(0.0, min(wait, _INTERRUPT_WAIT, self.deadline - now)))
+        elif now - self.last_progress > _BUSY_POLL:
             self.driver.service(_IDLE_WAIT)
         elif self.bursts % _SERVICE_EVERY == 0:
             self.driver.service(0.0)
@@ -112,7 +124,7 @@ def respond(
     loop = _Loop(driver, deadline, keep_serving=keep_serving)
     answered_arp = answered_echo = 0
     progressed = True
-    while (link := loop.link(progressed)) is not None:
+    while (link := loop.link(progressed, wait=_INTERRUPT_WAIT)) is not None:
         progressed = False
         for queue in range(len(link.rx)):
             batch = link.receive(queue)
@@ -160,7 +172,8 @@ def ping(
     rtts: dict[int, float] = {}
     loop = _Loop(driver, deadline)
     progressed = True
-    while (link := loop.link(progressed)) is not None:
+    wait = 0.0  # interrupt mode: sleep no longer than until the next request is due
+    while (link := loop.link(progressed, wait=wait)) is not None:
         progressed = False
         now = time.monotonic()
         if len(sent_times) < count and (not sent_times or now >= sent_times[-1] + interval):
@@ -187,6 +200,9 @@ def ping(
         if all_sent and (len(rtts) >= count or now > sent_times[-1] + reply_wait):
             loop.stopped_by = "count"
             break
+        if sent_times:
+            due = sent_times[-1] + (reply_wait if all_sent else interval)
+            wait = due - time.monotonic()
     facts: dict[str, Any] = {
         "sent": len(sent_times),
         "replies": len(rtts),
@@ -239,7 +255,7 @@ def sink(
     received = 0
     first = last = None
     progressed = True
-    while (link := loop.link(progressed)) is not None:
+    while (link := loop.link(progressed, wait=_INTERRUPT_WAIT)) is not None:
         progressed = False
         for queue in range(len(link.rx)):
             got = len(link.receive(queue, copy=False))
@@ -276,6 +292,7 @@ def source(
     sent = 0
     started = time.monotonic()
     progressed = True
+    # a source waits for TX ring space, which no interrupt announces: it polls
     while sent < count and (link := loop.link(progressed)) is not None:
         want = min(_BURST, count - sent)
         went = link.transmit(burst if want == _BURST else burst.head(want))
@@ -321,7 +338,7 @@ def forward(driver: LinkDriver, deadline: float, *, keep_serving: bool = False) 
     waiting: dict[int, list[bytes]] = {}
     forwarded = 0
     progressed = True
-    while (link := loop.link(progressed)) is not None:
+    while (link := loop.link(progressed, wait=0.0 if waiting else _INTERRUPT_WAIT)) is not None:
         progressed = False
         for queue in range(len(link.rx)):
             tx_queue = queue % len(link.tx)
@@ -401,9 +418,11 @@ def check(
     loop = _Loop(driver, deadline)
     progressed = True
     last_return = time.monotonic()
-    while (link := loop.link(progressed)) is not None:
+    tx_full = False  # frames to send but no TX space: poll (no interrupt announces space)
+    while (link := loop.link(progressed, wait=0.0 if tx_full else _INTERRUPT_WAIT)) is not None:
         progressed = False
         room = min(window - len(expected), count - tally.sent, _BURST)
+        tx_full = False
         if room > 0:
             batch = [
                 frames.check_frame(
@@ -419,6 +438,7 @@ def check(
                 expected[tally.sent + i] = batch[i]
             tally.sent += went
             progressed = went > 0
+            tx_full = went < room
         for queue in range(len(link.rx)):
             received = link.receive(queue)
             for frame in received.frames() if len(received) else ():

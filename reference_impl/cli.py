@@ -8,6 +8,7 @@ action is the hostile client of the robustness suite (reference_impl.hostile).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from reference_impl import actions, endpoint, frames, hostile, pcap, protocol, wire
+from reference_impl import forward as forward_mod
 from reference_impl.faults import Fault, parse_faults
 from reference_impl.layout import BufferPlacement
 from reference_impl.link import FrameRecorder, Link
@@ -90,11 +92,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mac", help="this side's MAC (default 02:fe:00:00:00:01/02)")
     parser.add_argument("--ip", help="this side's IPv4 in 198.18.0.0/15")
     parser.add_argument("--cache-line", type=int, default=64, choices=[64, 128])
+    rx_mode = parser.add_mutually_exclusive_group()
+    rx_mode.add_argument(
+        "--interrupt",
+        dest="interrupt",
+        action="store_true",
+        help="receive in interrupt mode: clear MASK_INT on our RX rings and sleep on their "
+        "eventfds until the peer signals",
+    )
+    rx_mode.add_argument(
+        "--poll",
+        dest="interrupt",
+        action="store_false",
+        help="receive by polling (MASK_INT set: the peer does not signal); the default",
+    )
     parser.add_argument(
         "--buffers",
         choices=[p.value for p in BufferPlacement],
         default=BufferPlacement.REGION0.value,
         help="client: buffers in region 0 (DPDK/VPP style) or a separate region (libmemif)",
+    )
+    parser.add_argument(
+        "--zero-copy",
+        action="store_true",
+        help="client: buffers in region 1 apart from the rings (as zero-copy clients do); "
+        "frames are received in place and their buffers given back on the next receive",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="overall bound, seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON object at exit")
@@ -130,7 +152,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("responder", help="answer ARP and ICMP echo requests")
-    sub.add_parser("forward", help="send every received frame back unchanged")
+    forward = sub.add_parser(
+        "forward",
+        help="send every received frame back, or (--iface) bridge memif and an interface",
+    )
+    forward.add_argument(
+        "--iface",
+        metavar="IFNAME",
+        help="L2 cross-connect: frames from memif go out of IFNAME (a veth end or TAP, in "
+        "this process's network namespace) and frames arriving on IFNAME go out on memif",
+    )
+    forward.add_argument(
+        "--iface-io",
+        choices=[io.value for io in forward_mod.PortIO],
+        default=forward_mod.PortIO.TPACKET.value,
+        help="--iface: TPACKET_V2 rings (default) or one recv/send per frame (the baseline)",
+    )
+    forward.add_argument(
+        "--count",
+        type=_positive_int,
+        help="--iface: stop after this many frames forwarded (both directions together)",
+    )
     check = sub.add_parser(
         "check", help="send numbered frames and check each comes back byte for byte"
     )
@@ -217,6 +259,7 @@ class _Driver:
             "peer_name": None,
             "peer_if_name": None,
         }
+        self.peer_rx_mode: str | None = None
 
     def current_link(self) -> Link | None:
         if isinstance(self.endpoint, endpoint.ServerEndpoint):
@@ -273,11 +316,38 @@ class _Driver:
             **self.link_facts,
             **self.action_facts,
             "peer_layout": self._peer_layout(),
+            **self.rx_modes(),
         }
         temporary = f"{self.status_path}.tmp"
         with open(temporary, "w") as stream:
             json.dump(status, stream)
         os.replace(temporary, self.status_path)
+
+    def rx_modes(self) -> dict[str, str | None]:
+        """How this side receives ("poll" or "interrupt") and how the peer last did.
+
+        The peer's mode is its MASK_INT on the rings we transmit on (fact sheet §6), read
+        while the link is up: "poll" (set on all), "interrupt" (on none) or "mixed".
+        """
+        link = self.current_link()
+        if link is not None and link.tx:
+            masked = [queue.view.interrupts_masked for queue in link.tx]
+            self.peer_rx_mode = "poll" if all(masked) else "mixed" if any(masked) else "interrupt"
+        counted = link or self.last_link
+        polling = counted.polling if counted is not None else self.endpoint.polling
+        return {"rx_mode": "poll" if polling else "interrupt", "peer_rx_mode": self.peer_rx_mode}
+
+    def count_pending_interrupts(self) -> None:
+        """Read (and count) interrupts still pending on an interrupt-mode link's RX rings.
+
+        A receiver its peer kept busy never had to wait, so it may not have read them yet.
+        """
+        link = self.current_link()
+        if link is None or link.polling:
+            return
+        for queue in range(len(link.rx)):
+            with contextlib.suppress(OSError):
+                link.acknowledge_interrupt(queue)
 
     def publish(self, facts: dict[str, Any]) -> None:
         self.action_facts.update(facts)
@@ -285,6 +355,7 @@ class _Driver:
 
     def service(self, timeout: float) -> None:
         self.write_status()
+        self.rx_modes()  # keep the peer's last mode even without a status file
         for session, event in self.endpoint.service(timeout):
             if isinstance(event, protocol.Disconnected):
                 if not session.protocol.was_connected:
@@ -332,8 +403,17 @@ def _make_endpoint(
     args: argparse.Namespace, config: protocol.InterfaceConfig
 ) -> endpoint.ServerEndpoint | endpoint.ClientEndpoint:
     if args.role == "server":
+        if args.zero_copy:
+            raise UsageError(
+                "--zero-copy is a client mode: a server maps whatever memory its client "
+                "announces (zero-copy clients included)"
+            )
         return endpoint.ServerEndpoint(
-            args.socket, [config], abstract=args.abstract, cache_line=args.cache_line
+            args.socket,
+            [config],
+            abstract=args.abstract,
+            cache_line=args.cache_line,
+            polling=not args.interrupt,
         )
     return endpoint.ClientEndpoint(
         args.socket,
@@ -341,6 +421,8 @@ def _make_endpoint(
         abstract=args.abstract,
         cache_line=args.cache_line,
         placement=BufferPlacement(args.buffers),
+        polling=not args.interrupt,
+        zero_copy=args.zero_copy,
     )
 
 
@@ -404,10 +486,12 @@ def run(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         code = EXIT_ERROR
     finally:
         link = driver.last_link
+        driver.count_pending_interrupts()
         report["link_up"] = driver.was_up
         report["state"] = "up" if driver.current_link() is not None else "down"
         report.update(driver.link_facts)
         report["counters"] = link.counters.as_dict() if link else None
+        report.update(driver.rx_modes())
         ep.close()
         reason = driver.disconnect.reason if driver.disconnect else None
         if code == EXIT_REFUSED and driver.refusals:
@@ -460,6 +544,8 @@ def _run_action(
         return actions.sink(
             driver, deadline, count=args.count, seconds=args.seconds, keep_serving=serve
         )
+    if args.action == "forward" and args.iface is not None:
+        return _bridge(args, driver, deadline, serve)
     if args.action == "forward":
         return actions.forward(driver, deadline, keep_serving=serve)
     if args.action == "check":
@@ -473,6 +559,23 @@ def _run_action(
             hold=args.hold,
         )
     return actions.source(driver, addresses, deadline, count=args.count, size=args.size)
+
+
+def _bridge(
+    args: argparse.Namespace, driver: _Driver, deadline: float, serve: bool
+) -> actions.ActionResult:
+    """`forward --iface`: cross-connect the link and an interface (reference_impl.forward)."""
+    if args.mode != "ethernet":
+        raise UsageError(f"forward --iface needs --mode ethernet, not {args.mode}")
+    try:
+        port = forward_mod.open_port(args.iface, forward_mod.PortIO(args.iface_io))
+    except OSError as exc:
+        return actions.ActionResult(False, "error", {"error": str(exc), "iface": args.iface})
+    _notice(f"bridging memif and {args.iface} ({args.iface_io})")
+    try:
+        return forward_mod.bridge(driver, port, deadline, count=args.count, keep_serving=serve)
+    finally:
+        port.close()
 
 
 def _print_human(code: int, report: dict[str, Any]) -> None:

@@ -125,6 +125,14 @@ class Session:
 EventSink = Callable[[Session, protocol.Event], None]
 
 
+@dataclasses.dataclass(frozen=True)
+class _RxInterrupt:
+    """Selector data of an interrupt-mode RX eventfd: the link and queue it signals."""
+
+    link: Link
+    queue: int
+
+
 class _Endpoint:
     """What both roles share: a selector, sessions, and the pump between them."""
 
@@ -146,7 +154,9 @@ class _Endpoint:
     def service(self, timeout: float = 0.0) -> list[tuple[Session, protocol.Event]]:
         """Handle whatever the control sockets have, waiting up to `timeout` seconds.
 
-        A link whose rings the peer corrupted is disconnected here, with the reason.
+        A link whose rings the peer corrupted is disconnected here, with the reason. In
+        interrupt mode (`polling=False`) the wait also ends when the peer signals an RX
+        ring; the eventfd is read (cleared) here and the caller then drains the ring.
         """
         for session in list(self.sessions):
             if session.link is not None and session.link.error is not None:
@@ -154,6 +164,8 @@ class _Endpoint:
         for key, _mask in self.selector.select(timeout):
             if key.data is None:
                 self._accept(key.fileobj)  # type: ignore[arg-type]
+            elif isinstance(key.data, _RxInterrupt):
+                self._interrupted(key.data)
             else:
                 self._read(key.data)
         events, self.events = self.events, []
@@ -218,9 +230,46 @@ class _Endpoint:
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(session.channel.sock)
         session.channel.close()
+        if session.link is not None:
+            self._unwatch_interrupts(session.link)
         session.release_memory()
         reason = session.protocol.disconnect_reason or protocol.Reason.LOCAL_CLOSE
         self.last_disconnect = protocol.Disconnected(reason, session.protocol.disconnected_by_peer)
+
+    def _watch_interrupts(self, link: Link) -> None:
+        """Interrupt mode: let `service` wake up when the peer signals an RX ring.
+
+        An fd the selector cannot wait on (a peer may pass any fd as a ring's "eventfd")
+        puts the link back into polling mode: MASK_INT set, so the peer need not signal.
+        """
+        if self.polling:
+            return
+        watched: list[int] = []
+        for queue, fd in enumerate(link.rx_eventfds):
+            try:
+                self.selector.register(fd, selectors.EVENT_READ, _RxInterrupt(link, queue))
+            except (OSError, ValueError, KeyError):
+                for done in watched:
+                    self.selector.unregister(done)
+                link.set_polling(True)
+                return
+            watched.append(fd)
+
+    def _interrupted(self, interrupt: _RxInterrupt) -> None:
+        """The peer signalled an RX ring: read its eventfd to clear it."""
+        try:
+            interrupt.link.acknowledge_interrupt(interrupt.queue)
+        except OSError:  # not an eventfd after all: stop waiting on it and poll instead
+            self._unwatch_interrupts(interrupt.link)
+            interrupt.link.set_polling(True)
+
+    def _unwatch_interrupts(self, link: Link) -> None:
+        """Stop waiting on a link's RX eventfds (before they are closed)."""
+        for fd in link.rx_eventfds:
+            with contextlib.suppress(KeyError, ValueError):
+                key = self.selector.get_key(fd)
+                if isinstance(key.data, _RxInterrupt) and key.data.link is link:
+                    self.selector.unregister(fd)
 
     def disconnect_all(self, reason: str = protocol.Reason.LOCAL_CLOSE) -> None:
         """Send DISCONNECT on every session and close them."""
@@ -309,6 +358,7 @@ class ServerEndpoint(_Endpoint):
         except (RegionError, ring.RingError, ValueError) as exc:
             return session.protocol.disconnect(str(exc))
         session.link = link
+        self._watch_interrupts(link)
         session.region_fds.clear()
         session.ring_fds.clear()
         self.links[config.id] = link
@@ -424,12 +474,21 @@ class ClientEndpoint(_Endpoint):
         cache_line: int = geometry.DEFAULT_CACHE_LINE,
         placement: geometry.BufferPlacement = geometry.BufferPlacement.REGION0,
         polling: bool = True,
+        zero_copy: bool = False,
     ) -> None:
+        """Prepare a client (`connect` starts it).
+
+        `zero_copy` puts the buffers in region 1, apart from the rings in region 0 (as
+        zero-copy clients do, fact sheet §4.6), whatever `placement` says, and gives the
+        application its buffers in place (`Link.tx_buffers`/`publish`,
+        `Link.receive_in_place`).
+        """
         super().__init__(cache_line=cache_line, polling=polling)
         self.path = path
         self.abstract = abstract
         self.config = config
-        self.placement = placement
+        self.zero_copy = zero_copy
+        self.placement = geometry.BufferPlacement.SEPARATE if zero_copy else placement
         self.link: Link | None = None
         self.layout: geometry.CopyLayout | None = None
         self._memory: tuple[list[Region], list[int]] | None = None
@@ -540,8 +599,10 @@ class ClientEndpoint(_Endpoint):
             max_frame=max_frame,
             polling=self.polling,
             faults=self.config.faults,
+            zero_copy=self.zero_copy,
         )
         session.link = self.link
+        self._watch_interrupts(self.link)
         self._memory = None
 
     def _drop(self, session: Session) -> None:

@@ -20,8 +20,9 @@ class Fault(enum.StrEnum):
     """Producer: NEXT is OR-ed into a slot's old flags instead of assigned, so a slot that
     carried NEXT on an earlier lap keeps it (DPDK `f7a52200d4`, fact sheet §5.5, §9.13)."""
     SPLIT_CHAIN = "split-chain"
-    """Producer: publishes its index after the first fragment of a chain, then the rest
-    (a conforming producer publishes only at packet boundaries, fact sheet §5.5)."""
+    """Producer: publishes its index after the first fragment of a chain and the rest only
+    with its next burst (a conforming producer publishes only at packet boundaries, fact
+    sheet §5.5)."""
     WRONG_OFFSETS = "wrong-offsets"
     """Client: buffer offsets computed from a u16 slot number, so buffers overlap once
     rings x ring size > 65536 (DPDK/VPP layout code, fact sheet §4.7, §9.18)."""
@@ -43,8 +44,3 @@ def parse_faults(names: Iterable[str]) -> frozenset[Fault]:
             known = ", ".join(fault.value for fault in Fault)
             raise ValueError(f"no fault {name!r}; known faults: {known}") from None
     return frozenset(faults)
-
-
-SPLIT_CHAIN_PAUSE = 0.02
-"""Seconds a SPLIT_CHAIN producer leaves the partial chain published: long enough for a
-polling peer to see it every time (2 ms was missed now and then by a peer backing off)."""

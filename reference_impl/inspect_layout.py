@@ -46,6 +46,12 @@ class LayoutReport:
     buffer_size: int | None
     buffer_regions: tuple[int, ...]
     violations: tuple[str, ...]
+    unposted_slots: int = 0
+    """Descriptors still all zero at CONNECT in a zero-copy layout (§4.6: the client
+    fills them when it transmits or refills); counted, not a violation."""
+    zero_copy: bool = False
+    """Region 0 holds only rings and buffers can only be in regions >= 1 (§4.4 libmemif,
+    §4.6 zero-copy clients)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
@@ -92,10 +98,18 @@ def inspect(
     every slot points to a non-empty buffer inside an announced region, with NEXT clear;
     every C2S slot offers the same capacity (the client's buffer size); no buffer overlaps
     another buffer or any ring header or descriptor table.
+
+    A zero-copy layout (region 0 holds only the rings, more regions follow) may leave
+    descriptors all zero until its first transmit or refill (DPDK `zero-copy=yes` does:
+    its memif_init_rings skips them, §4.6); those slots are counted as `unposted_slots`,
+    not reported as violations, and its buffer regions are the regions without rings
+    when no descriptor names one yet. Its buffers may sit at any offset (§4.6).
     """
     violations: list[str] = []
     sizes = np.array([region.size for region in regions], dtype=np.int64)
     announced = [message for message, _ in rings]
+    zero_copy = _rings_only_in_region0(announced, sizes, cache_line)
+    unposted = 0
     for message, view in rings:
         if view.cookie != COOKIE:
             violations.append(
@@ -126,16 +140,24 @@ def inspect(
         region_ids = view.region_column.astype(np.int64)
         offsets = view.offset_column.astype(np.int64)
         lengths = view.length_column.astype(np.int64)
+        posted = np.ones(lengths.size, dtype=np.bool_)
+        if zero_copy:
+            posted = (region_ids != 0) | (offsets != 0) | (lengths != 0)
+            posted |= view.flags_column != 0
+            unposted += int(lengths.size - np.count_nonzero(posted))
+            region_ids, offsets, lengths = region_ids[posted], offsets[posted], lengths[posted]
+        slot_numbers = np.flatnonzero(posted)
         known = region_ids < len(regions)
         limit = np.where(known, sizes[np.minimum(region_ids, max(len(regions) - 1, 0))], 0)
         bad = np.flatnonzero(~known | (offsets + lengths > limit))
         outside += [
-            f"{_name(message)} slot {slot}: buffer region {region_ids[slot]} offset "
-            f"{offsets[slot]} length {lengths[slot]} is outside the announced regions"
-            for slot in bad[: MAX_LISTED + 1]
+            f"{_name(message)} slot {slot_numbers[i]}: buffer region {region_ids[i]} offset "
+            f"{offsets[i]} length {lengths[i]} is outside the announced regions"
+            for i in bad[: MAX_LISTED + 1]
         ]
         empty += [
-            f"{_name(message)} slot {slot}: length 0" for slot in np.flatnonzero(lengths == 0)
+            f"{_name(message)} slot {slot_numbers[i]}: length 0"
+            for i in np.flatnonzero(lengths == 0)
         ]
         chained += [
             f"{_name(message)} slot {slot}: NEXT set before any traffic"
@@ -148,7 +170,7 @@ def inspect(
         starts.append(offsets[good])
         ends.append(offsets[good] + lengths[good])
         region_of.append(region_ids[good])
-        slot_of.append(good.astype(np.int64))
+        slot_of.append(slot_numbers[good].astype(np.int64))
     violations += _capped("buffers outside their region", outside[: MAX_LISTED + 1])
     violations += _capped("empty buffers", empty)
     violations += _capped("slots with NEXT", chained)
@@ -166,6 +188,8 @@ def inspect(
             for r in np.unique(part)
         }
     )
+    if zero_copy and not buffer_regions:  # nothing posted yet: where buffers can only be
+        buffer_regions = sorted(set(range(1, len(regions))) - {r.region for r in announced})
     return LayoutReport(
         region_sizes=tuple(int(size) for size in sizes),
         rings=tuple(
@@ -183,7 +207,22 @@ def inspect(
         buffer_size=min(c2s_capacities) if len(c2s_capacities) == 1 else None,
         buffer_regions=tuple(buffer_regions),
         violations=tuple(violations),
+        unposted_slots=unposted,
+        zero_copy=zero_copy,
     )
+
+
+def _rings_only_in_region0(
+    rings: Sequence[AddRing], sizes: np.ndarray[Any, np.dtype[np.int64]], cache_line: int
+) -> bool:
+    """Whether region 0 ends where its last ring ends and more regions follow (§4.4, §4.6)."""
+    if sizes.size < 2 or not rings:
+        return False
+    in_region0 = [r for r in rings if r.region == 0]
+    if not in_region0:
+        return False
+    end = max(r.offset + layout.ring_bytes(r.log2_ring_size, cache_line) for r in in_region0)
+    return int(sizes[0]) == end
 
 
 def _overlaps(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -17,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reference_impl import ring as rings
-from reference_impl.faults import SPLIT_CHAIN_PAUSE, Fault
+from reference_impl.faults import Fault
 from reference_impl.memory import Region, drain_eventfd, signal_eventfd
 from reference_impl.protocol import Role
 from reference_impl.ring import OwnedBuffers, PacketBatch, RingError, RingView
@@ -39,6 +38,8 @@ class Counters:
     tx_chained: int = 0
     tx_errors: int = 0
     rx_open_chains: int = 0  # times the peer published an index inside a chain (§5.5)
+    rx_interrupts: int = 0  # interrupts the peer raised on our RX eventfds, read to clear (§6)
+    tx_interrupts: int = 0  # eventfd signals we sent (only while the peer's MASK_INT is clear)
 
     def as_dict(self) -> dict[str, int]:
         """Plain dict for JSON."""
@@ -83,6 +84,7 @@ class Link:
         max_frame: int | None = None,
         polling: bool = True,
         faults: frozenset[Fault] = frozenset(),
+        zero_copy: bool = False,
     ) -> None:
         """Take ownership of mapped regions and ring views.
 
@@ -95,8 +97,11 @@ class Link:
             tx_owned: client only: per TX queue, its own buffers (written directly).
             rx_refill: client only: per RX queue, its own buffers to post again.
             max_frame: drop received frames longer than this (Ethernet: 9216).
-            polling: set MASK_INT on the RX rings (we poll; don't signal us).
+            polling: set MASK_INT on the RX rings (we poll; don't signal us); False
+                clears it (interrupt mode: the peer signals each RX ring's eventfd).
             faults: deliberate misbehaviour (test-only; reference_impl.faults).
+            zero_copy: client only: `receive` takes frames in place (`receive_in_place`)
+                and gives their buffers back to the server only on the next receive.
         """
         self.role = role
         self.regions = list(regions)
@@ -105,6 +110,8 @@ class Link:
         self.buffer_size = buffer_size
         self._tx_owned = list(tx_owned)
         self._refill = list(rx_refill)
+        self.zero_copy = zero_copy and role is Role.CLIENT
+        self._held = [0] * len(rx)  # zero-copy: S2C slots the application still reads
         self.max_frame = max_frame
         self.counters = Counters()
         self.error: str | None = None
@@ -112,8 +119,9 @@ class Link:
         self._open_chain_at: list[int | None] = [None] * len(self.rx)
         self.recorder: FrameRecorder | None = None
         """Gets every burst sent and received, in order (None: nothing is recorded)."""
-        for queue in self.rx:
-            queue.view.flags = int(RingFlag.MASK_INT) if polling else 0
+        self.polling = polling
+        """Whether we poll our RX rings (MASK_INT set) or wait for interrupts (clear)."""
+        self.set_polling(polling)
         for queue in self.tx:
             queue.cursor = queue.view.head if role is Role.CLIENT else queue.view.tail
         for queue in self.rx:
@@ -168,6 +176,8 @@ class Link:
 
     def _transmit(self, batch: PacketBatch, queue: int) -> int:
         q = self.tx[queue]
+        if Fault.SPLIT_CHAIN in self.faults:
+            self._publish(q)  # the rest of a chain held back by the last call
         space = self.tx_space(queue)
         if space == 0 or not len(batch):
             return 0
@@ -191,15 +201,15 @@ class Link:
         )
         if not sent:
             return 0
-        if Fault.SPLIT_CHAIN in self.faults:
-            self._publish_inside_first_chain(q, batch.lengths[:sent], capacity)
+        held = Fault.SPLIT_CHAIN in self.faults and self._publish_inside_first_chain(
+            q, batch.lengths[:sent], capacity
+        )
         q.cursor = (q.cursor + used) & _INDEX_MASK
-        if self.role is Role.CLIENT:
-            q.view.head = q.cursor
-        else:
-            q.view.tail = q.cursor
-        if not q.view.interrupts_masked:
+        if not held:
+            self._publish(q)
+        if not q.view.interrupts_masked:  # the receiver owns the flag (§6)
             signal_eventfd(q.eventfd)
+            self.counters.tx_interrupts += 1
         lengths = batch.lengths[:sent]
         self.counters.tx_frames += sent
         self.counters.tx_bytes += int(lengths.sum())
@@ -208,20 +218,28 @@ class Link:
             self.recorder.record(batch if sent == len(batch) else batch.head(sent))
         return sent
 
+    def _publish(self, q: QueueRing) -> None:
+        """Make every slot up to our cursor the peer's (client: head, server: tail)."""
+        if self.role is Role.CLIENT:
+            q.view.head = q.cursor
+        else:
+            q.view.tail = q.cursor
+
     def _publish_inside_first_chain(
         self, q: QueueRing, lengths: npt.NDArray[np.int64], capacity: int
-    ) -> None:
-        """Fault.SPLIT_CHAIN: publish an index just after the first fragment of a chain."""
+    ) -> bool:
+        """Fault.SPLIT_CHAIN: publish an index just after the first fragment of a chain and
+        hold the rest back until the next transmit; False (nothing held) without a chain."""
         fragments = -(-lengths // capacity)
         chains = np.flatnonzero(fragments > 1)
         if not chains.size:
-            return
+            return False
         inside = (q.cursor + int(fragments[: chains[0]].sum()) + 1) & _INDEX_MASK
         if self.role is Role.CLIENT:
             q.view.head = inside
         else:
             q.view.tail = inside
-        time.sleep(SPLIT_CHAIN_PAUSE)
+        return True
 
     # ------------------------------------------------------------------ receive
 
@@ -234,6 +252,8 @@ class Link:
         """
         if self.error is not None:
             return PacketBatch.empty()
+        if self.zero_copy:
+            return self.receive_in_place(queue).batch(copy)
         recorder = self.recorder
         q = self.rx[queue]
         end = q.view.tail if self.role is Role.CLIENT else q.view.head
@@ -271,16 +291,138 @@ class Link:
                 recorder.record(batch)
         return batch
 
+    # ------------------------------------------------------------------ zero-copy (client)
+    #
+    # "Zero-copy" for this pure-Python client: the application writes frames straight into
+    # the client's buffers in shared memory (region 1 with --zero-copy) and reads received
+    # frames there, through numpy views; no intermediate buffer. Each slot keeps its own
+    # buffer (the libmemif-like layout of fact sheet §4.4), so views are plain rows.
+
+    def tx_buffers(self, count: int, queue: int = 0) -> npt.NDArray[np.uint8]:
+        """Client: writable rows (n, buffer size) of the buffers of the next free C2S slots.
+
+        At most `count` rows; fewer when the ring is fuller or its end comes first (call
+        again after `publish` for the rest). Fill rows in place, then `publish` them.
+        """
+        if self.role is not Role.CLIENT or not self._tx_owned:
+            raise RingError("only a client transmits from its own buffers")
+        q = self.tx[queue]
+        try:
+            space = self.tx_space(queue) if self.error is None else 0
+        except RingError as exc:  # the server corrupted the ring: stop, as transmit does
+            self.counters.tx_errors += 1
+            self.error = str(exc)
+            space = 0
+        return rings.own_rows(self._tx_owned[queue], q.view, q.cursor, min(count, space))
+
+    def publish(self, lengths: npt.ArrayLike, queue: int = 0) -> int:
+        """Client: send the first len(lengths) rows `tx_buffers` gave, frames of these lengths.
+
+        Returns:
+            Frames published (all of them).
+
+        Raises:
+            ValueError: a length is not 1..buffer size, or more rows than were free.
+        """
+        if self.role is not Role.CLIENT or not self._tx_owned:
+            raise RingError("only a client transmits from its own buffers")
+        sizes = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        q = self.tx[queue]
+        if sizes.size == 0 or self.error is not None:
+            return 0
+        if int(sizes.min()) <= 0 or int(sizes.max()) > self.buffer_size:
+            raise ValueError(f"frame lengths must be 1..{self.buffer_size} in one buffer")
+        owned = self._tx_owned[queue]
+        free = rings.own_rows(owned, q.view, q.cursor, self.tx_space(queue)).shape[0]
+        if sizes.size > free:
+            raise ValueError(f"{sizes.size} frames published, {free} buffers were free")
+        rings.describe_filled(q.view, owned, q.cursor, sizes, np.zeros(sizes.size, np.uint16))
+        if self.recorder is not None:
+            first = q.cursor & q.view.mask
+            rows = owned.rows[first : first + sizes.size] if owned.rows is not None else None
+            if rows is not None:
+                data = rows[np.arange(rows.shape[1]) < sizes[:, None]]
+                self.recorder.record(PacketBatch(data, sizes))
+        q.cursor = (q.cursor + int(sizes.size)) & _INDEX_MASK
+        q.view.head = q.cursor
+        if not q.view.interrupts_masked:
+            signal_eventfd(q.eventfd)
+            self.counters.tx_interrupts += 1
+        self.counters.tx_frames += int(sizes.size)
+        self.counters.tx_bytes += int(sizes.sum())
+        return int(sizes.size)
+
+    def receive_in_place(self, queue: int = 0) -> rings.ReceivedInPlace:
+        """Client: every complete frame waiting on S2C `queue`, as views into our buffers.
+
+        The buffers of the previous call go back to the server first (so its views end
+        here); these stay ours until the next receive or `release_received`.
+        """
+        if self.role is not Role.CLIENT or not self._refill:
+            raise RingError("only a client receives into its own buffers")
+        self.release_received(queue)
+        q = self.rx[queue]
+        end = q.view.tail if self.error is None else q.cursor
+        try:
+            got = rings.consume_in_place(q.view, self._refill[queue], q.cursor, end, self.max_frame)
+        except RingError as exc:
+            self.counters.rx_errors += 1
+            self.error = str(exc)
+            got = rings.consume_in_place(q.view, self._refill[queue], 0, 0)
+        if got.slots:
+            q.cursor = (q.cursor + got.slots) & _INDEX_MASK
+            self._held[queue] = got.slots
+        elif (end - q.cursor) & _INDEX_MASK and self._open_chain_at[queue] != end:
+            self._open_chain_at[queue] = end  # count each published index once
+            self.counters.rx_open_chains += 1
+        self.counters.rx_errors += got.errors
+        if len(got):
+            self.counters.rx_frames += len(got)
+            self.counters.rx_bytes += int(got.lengths.sum())
+            self.counters.rx_chained += int(np.count_nonzero(got.segments > 1))
+            if self.recorder is not None:
+                self.recorder.record(got.batch(self.recorder.needs_bytes))
+        return got
+
+    def release_received(self, queue: int = 0) -> None:
+        """Client zero-copy: give the buffers of the last `receive_in_place` back."""
+        if self._held[queue]:
+            self._held[queue] = 0
+            self._post_free(queue)
+
     def _post_free(self, queue: int) -> None:
-        """Client: give every consumed S2C slot back to the server."""
+        """Client: give every consumed S2C slot back to the server (not held ones)."""
         q = self.rx[queue]
         head = q.view.head
-        count = q.view.size - ((head - q.cursor) & _INDEX_MASK)
+        released = (q.cursor - self._held[queue]) & _INDEX_MASK
+        count = q.view.size - ((head - released) & _INDEX_MASK)
         if count <= 0:
             return
         own = self._refill[queue]
         rings.post_buffers(q.view, head, count, own.region_ids, own.offsets, own.capacity)
         q.view.head = (head + count) & _INDEX_MASK
+
+    def set_polling(self, polling: bool) -> None:
+        """Choose how we receive: poll (set MASK_INT on every RX ring) or be interrupted.
+
+        The flag is ours as the rings' receiver (fact sheet §6); the peer reads it after
+        each burst it publishes.
+        """
+        self.polling = polling
+        for queue in self.rx:
+            queue.view.flags = int(RingFlag.MASK_INT) if polling else 0
+
+    def acknowledge_interrupt(self, queue: int) -> int:
+        """Read RX `queue`'s eventfd to clear it; returns the interrupts that were pending.
+
+        Clear first, then drain the ring: a frame published after the read raises a new
+        interrupt, so none is lost between the two (a closed link reads nothing).
+        """
+        if not 0 <= queue < len(self.rx) or self.rx[queue].eventfd < 0:
+            return 0
+        pending = drain_eventfd(self.rx[queue].eventfd)
+        self.counters.rx_interrupts += pending
+        return pending
 
     def clear_interrupts(self) -> None:
         """Read every RX eventfd so that pending interrupts do not pile up."""

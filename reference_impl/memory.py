@@ -41,14 +41,19 @@ class Region:
             raise RegionError(f"region fd {fd}: {exc.strerror}") from exc
         if actual and actual < size:
             raise RegionError(f"region fd holds {actual} bytes, {size} announced")
+        page = huge_page_size(fd)
+        self.mapped_size = -(-size // page) * page if page else size
+        """Bytes mapped: `size`, rounded up to the huge page size on hugetlbfs."""
         try:
-            self.mmap = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            self.mmap = mmap.mmap(
+                fd, self.mapped_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+            )
         except (OSError, ValueError) as exc:
-            raise RegionError(f"mmap of {size} bytes failed: {exc}") from exc
+            raise RegionError(f"mmap of {self.mapped_size} bytes failed: {exc}") from exc
         self.fd = fd
         self.size = size
         self._owns_fd = owns_fd
-        self.array: npt.NDArray[np.uint8] = np.frombuffer(self.mmap, dtype=np.uint8)
+        self.array: npt.NDArray[np.uint8] = np.frombuffer(self.mmap, dtype=np.uint8, count=size)
 
     @classmethod
     def create(cls, name: str, size: int) -> Region:
@@ -87,6 +92,37 @@ class Region:
         if self._owns_fd:
             os.close(self.fd)
         self.fd = -1
+
+
+def huge_page_size(fd: int) -> int:
+    """The huge page size of a hugetlbfs file (0 for memfds and any other file).
+
+    hugetlbfs reports its page size as the file's block size and keeps file sizes a
+    multiple of it; the kernel rounds a mapping up to it, and munmap() of a length that
+    is not a multiple of it fails, so such a region is mapped (and unmapped) with its
+    length rounded up (fact sheet §4.6 impl-note).
+    """
+    try:
+        block = os.fstat(fd).st_blksize
+    except OSError:
+        return 0
+    return block if block > mmap.PAGESIZE and _on_hugetlbfs(fd) else 0
+
+
+def _on_hugetlbfs(fd: int) -> bool:
+    """Whether `fd` is a hugetlbfs file (a hugepage file, or a MFD_HUGETLB memfd)."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return False
+    if target.startswith("/memfd:"):
+        return True  # a memfd with a block size above the base page is MFD_HUGETLB
+    try:
+        with open("/proc/self/mounts") as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[2:3] == ["hugetlbfs"]]
+    except OSError:
+        return False
+    return any(target == point or target.startswith(point.rstrip("/") + "/") for point in points)
 
 
 def create_eventfd() -> int:

@@ -559,3 +559,161 @@ def init_ring(ring: RingView, region_ids: I64, offsets: I64, capacity: int) -> N
     ring.tail = 0
     ring.flags = 0
     ring.cookie = COOKIE
+
+
+# ------------------------------------------------------------------ zero-copy receive
+
+
+@dataclasses.dataclass
+class ReceivedInPlace:
+    """Frames a zero-copy client received, as views into its own buffers (no copy).
+
+    The views stay valid until the link's next receive (or `release_received`), when the
+    slots go back to the server. Slots are in ring order: `runs` holds one (slots,
+    capacity) view per non-wrapping run of slots, `slot_lengths` the valid bytes of each.
+
+    Attributes:
+        runs: The buffer rows of the slots taken, one 2-D view per run.
+        slot_lengths: Valid bytes in each slot (descriptor length).
+        frame_slots: For each kept frame, the index of its first slot.
+        segments: For each kept frame, the slots it spans (1 unless chained).
+        lengths: For each kept frame, its length in bytes.
+        slots: Slots taken off the ring (including dropped frames).
+        errors: Frames dropped for descriptors that do not name the buffer posted there.
+    """
+
+    runs: list[U8]
+    slot_lengths: I64
+    frame_slots: I64
+    segments: I64
+    lengths: I64
+    slots: int
+    errors: int
+
+    def __len__(self) -> int:
+        return int(self.lengths.size)
+
+    def slot_view(self, index: int) -> U8:
+        """The valid bytes of slot `index` (in window order), a view into shared memory."""
+        for run in self.runs:
+            if index < run.shape[0]:
+                return run[index, : int(self.slot_lengths[index])]
+            index -= run.shape[0]
+        raise IndexError("slot outside the received window")
+
+    def frame_views(self, frame: int) -> list[U8]:
+        """The fragments of frame `frame`, each a view into shared memory."""
+        first = int(self.frame_slots[frame])
+        return [self.slot_view(first + k) for k in range(int(self.segments[frame]))]
+
+    def frames(self) -> list[bytes]:
+        """Each frame as bytes (a copy: tests and control traffic, not the fast path)."""
+        return [b"".join(view.tobytes() for view in self.frame_views(f)) for f in range(len(self))]
+
+    def batch(self, copy: bool = True) -> PacketBatch:
+        """The frames as a PacketBatch (bytes copied out, vectorised, only with `copy`)."""
+        data = np.empty(0, dtype=np.uint8)
+        if copy and len(self):
+            total = int(self.segments.sum())
+            within = np.arange(total) - np.repeat(np.cumsum(self.segments) - self.segments,
+                                                  self.segments)  # fmt: skip
+            kept = np.repeat(self.frame_slots, self.segments) + within
+            lengths = np.zeros(self.slot_lengths.size, dtype=np.int64)
+            lengths[kept] = self.slot_lengths[kept]
+            parts, first = [], 0
+            for run in self.runs:
+                run_lengths = lengths[first : first + run.shape[0]]
+                first += run.shape[0]
+                width = int(run_lengths.max()) if run_lengths.size else 0
+                if width:
+                    parts.append(run[:, :width][np.arange(width) < run_lengths[:, None]])
+            data = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return PacketBatch(data, self.lengths.copy(), self.segments.copy())
+
+
+def consume_in_place(
+    ring: RingView, owned: OwnedBuffers, start: int, end: int, max_frame: int | None = None
+) -> ReceivedInPlace:
+    """Client zero-copy RX: the complete frames in slots [start, end), as views.
+
+    Nothing is read from the descriptors but flags and length: the data is where the
+    client posted its buffer for that slot. A descriptor whose region or offset differs
+    from that buffer, or whose length is 0 or above its capacity, drops its frame (a
+    server must not change region or offset, fact sheet §5.2). A chain still open at
+    `end` is left for later.
+
+    Raises:
+        RingError: the window is larger than the ring, the whole ring is one open chain,
+            or the buffers are not evenly spaced rows (no in-place view possible).
+    """
+    if owned.rows is None:
+        raise RingError("zero-copy receive needs evenly spaced buffers")
+    pending = (end - start) & _INDEX_MASK
+    nothing = np.empty(0, dtype=np.int64)
+    if pending == 0:
+        return ReceivedInPlace([], nothing, nothing, nothing, nothing, 0, 0)
+    if pending > ring.size:
+        raise RingError(f"peer index moved {pending} slots ahead on a ring of {ring.size}")
+    slots = (start + np.arange(pending)) & ring.mask
+    boundaries = np.flatnonzero((ring.flags_column[slots] & _NEXT) == 0)
+    if boundaries.size == 0:
+        if pending == ring.size:
+            raise RingError("a chain fills the whole ring and never ends")
+        return ReceivedInPlace([], nothing, nothing, nothing, nothing, 0, 0)
+    used = int(boundaries[-1]) + 1
+    slots = slots[:used]
+    lengths = ring.length_column[slots].astype(np.int64)
+    good_slot = (
+        (ring.region_column[slots].astype(np.int64) == owned.region_ids[slots])
+        & (ring.offset_column[slots].astype(np.int64) == owned.offsets[slots])
+        & (lengths > 0)
+        & (lengths <= owned.capacity)
+    )
+    frame_starts = np.concatenate(([0], boundaries[:-1] + 1)).astype(np.int64)
+    segments = np.diff(np.concatenate((frame_starts, [used]))).astype(np.int64)
+    frame_lengths = np.add.reduceat(lengths, frame_starts)
+    good_frame = np.logical_and.reduceat(good_slot, frame_starts)
+    if max_frame is not None:
+        good_frame &= frame_lengths <= max_frame
+    errors = int(good_frame.size - np.count_nonzero(good_frame))
+    runs = [owned.rows[first:last] for first, last, _ in _slot_runs(start, used, ring.size)]
+    return ReceivedInPlace(
+        runs,
+        np.where(good_slot, lengths, 0),
+        frame_starts[good_frame],
+        segments[good_frame],
+        frame_lengths[good_frame],
+        used,
+        errors,
+    )
+
+
+# ------------------------------------------------------------------ zero-copy transmit
+
+
+def own_rows(owned: OwnedBuffers, ring: RingView, start: int, count: int) -> U8:
+    """Client zero-copy TX: the (n, capacity) buffer rows of up to `count` slots from
+    `start`, without wrapping (n stops at the end of the ring). Writes go straight into
+    the shared region."""
+    if owned.rows is None:
+        raise RingError("zero-copy transmit needs evenly spaced buffers")
+    first = start & ring.mask
+    return owned.rows[first : first + max(0, min(count, ring.size - first))]
+
+
+def describe_filled(
+    ring: RingView, owned: OwnedBuffers, start: int, lengths: I64, flags: U16
+) -> None:
+    """Client zero-copy TX: point slots [start, start+n) at their own buffers, with the
+    lengths and flags given (assigned, never OR-ed); the data is already in place.
+
+    The slots must not wrap (they come from one `own_rows` window).
+    """
+    first = start & ring.mask
+    last = first + int(lengths.size)
+    if last > ring.size:
+        raise RingError("a zero-copy burst cannot wrap the ring")
+    ring.region_column[first:last] = owned.region_ids[first:last]
+    ring.offset_column[first:last] = owned.offsets[first:last]
+    ring.length_column[first:last] = lengths
+    ring.flags_column[first:last] = flags

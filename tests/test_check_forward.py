@@ -110,7 +110,7 @@ def test_datapath_faults_are_seen_by_a_correct_peer(sock: Path, fault: str) -> N
         assert report["result"]["ok"] is False
         assert report["result"]["matched"] < 200
     else:  # the receiver waits for the rest of the chain but saw the index inside it
-        assert report["result"]["matched"] == 200
+        assert report["result"]["mismatched"] == 0  # nothing half-read
         assert opened > 0
 
 
