@@ -19,6 +19,7 @@ from harness.peers.testpmd import (
     MemifRole,
     PortInfo,
     PortStats,
+    TestpmdAfPacketPort,
     TestpmdCommandError,
     TestpmdConfig,
     TestpmdExitedError,
@@ -743,3 +744,22 @@ def test_two_testpmds_forward_over_memif(tmp_path: Path) -> None:
         assert _processes_with(process.config.file_prefix) == []
         assert "Bye..." in process.log_path.read_text()
     assert not socket_path.exists()
+
+
+def test_af_packet_port_beside_a_memif_port() -> None:
+    af_packet = TestpmdAfPacketPort(iface="mh1a2b3c4dsb", framecnt=2048)
+    config = TestpmdConfig(
+        ports=(TestpmdMemifPort(role=MemifRole.CLIENT, socket_path="/tmp/m.sock"), af_packet),
+        file_prefix="t",
+        forward_mode="io",
+    )
+    assert "--vdev=net_af_packet1,iface=mh1a2b3c4dsb,qpairs=1,qdisc_bypass=1,framecnt=2048" in (
+        config.eal_args()
+    )
+    assert config.memif_ports == (config.ports[0],) and not config.zero_copy
+    assert TestpmdAfPacketPort("veth0", qdisc_bypass=False).vdev_arg(0) == (
+        "net_af_packet0,iface=veth0,qpairs=1,qdisc_bypass=0"
+    )
+    for bad in ("", "a,b", "x" * 16, "a=b"):
+        with pytest.raises(ValueError):
+            TestpmdAfPacketPort(bad)

@@ -182,12 +182,68 @@ class TestpmdMemifPort:
         return ",".join(parts)
 
 
+_IFNAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+
+
+@dataclass(frozen=True)
+class TestpmdAfPacketPort:
+    """One net_af_packet virtual device: a testpmd port on a kernel interface (veth, TAP).
+
+    The interface must be in testpmd's network namespace. testpmd puts its ports in
+    promiscuous mode, so the interface sees every frame. The frames testpmd takes from a
+    veth whose peer end belongs to a host carry that host's unfilled checksums unless TX
+    checksum offload is off on the host's end (DESIGN.md, field notes).
+
+    Attributes:
+        iface: Interface name.
+        qpairs: RX/TX queue pairs.
+        qdisc_bypass: Send straight to the driver (PACKET_QDISC_BYPASS).
+        framecnt: TPACKET ring slots per queue, or None for DPDK's default (512).
+    """
+
+    __test__ = False
+
+    iface: str
+    qpairs: int = 1
+    qdisc_bypass: bool = True
+    framecnt: int | None = None
+
+    def __post_init__(self) -> None:
+        if not _IFNAME_RE.fullmatch(self.iface):
+            raise ValueError(f"iface {self.iface!r} is not an interface name")
+        if self.qpairs < 1:
+            raise ValueError("qpairs must be >= 1")
+        if self.framecnt is not None and self.framecnt < 1:
+            raise ValueError("framecnt must be >= 1")
+
+    def vdev_arg(self, index: int) -> str:
+        """Build the `--vdev` value, e.g. `net_af_packet1,iface=veth0,qpairs=1,qdisc_bypass=1`.
+
+        Args:
+            index: Device index within the testpmd instance.
+        """
+        parts = [
+            f"net_af_packet{index}",
+            f"iface={self.iface}",
+            f"qpairs={self.qpairs}",
+            f"qdisc_bypass={int(self.qdisc_bypass)}",
+        ]
+        if self.framecnt is not None:
+            parts.append(f"framecnt={self.framecnt}")
+        return ",".join(parts)
+
+
+TestpmdPort = TestpmdMemifPort | TestpmdAfPacketPort
+"""A port of a testpmd instance: memif, or a kernel interface through AF_PACKET."""
+
+
 @dataclass(frozen=True)
 class TestpmdConfig:
     """Everything that goes on one testpmd command line.
 
     Attributes:
-        ports: memif ports, in port-id order.
+        ports: memif (and af_packet) ports, in port-id order; `forward_mode="io"` with a
+            memif and an af_packet port bridges the two.
         file_prefix: EAL --file-prefix, unique per instance (derive it from the run id); names
             the runtime directory /var/run/dpdk/<file_prefix> and hugepage files.
         cpu: CPU that all lcores of this instance are pinned to (`--lcores 0@cpu,1@cpu`).
@@ -214,7 +270,7 @@ class TestpmdConfig:
 
     __test__ = False
 
-    ports: tuple[TestpmdMemifPort, ...]
+    ports: tuple[TestpmdPort, ...]
     file_prefix: str
     cpu: int = 0
     lcore_map: str | None = None
@@ -257,7 +313,12 @@ class TestpmdConfig:
     @property
     def zero_copy(self) -> bool:
         """True if any port asks for zero-copy."""
-        return any(port.zero_copy for port in self.ports)
+        return any(port.zero_copy for port in self.memif_ports)
+
+    @property
+    def memif_ports(self) -> tuple[TestpmdMemifPort, ...]:
+        """The memif ports among `ports`."""
+        return tuple(port for port in self.ports if isinstance(port, TestpmdMemifPort))
 
     @property
     def lcores(self) -> str:
@@ -959,7 +1020,7 @@ class TestpmdProcess:
                 )
         self._preexisting_sockets = {
             Path(port.socket_path)
-            for port in self.config.ports
+            for port in self.config.memif_ports
             if not port.socket_abstract and os.path.lexists(port.socket_path)
         }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -1078,7 +1139,7 @@ class TestpmdProcess:
             for leftover in mount.glob(f"{self.config.file_prefix}map_*"):
                 with contextlib.suppress(OSError):
                     leftover.unlink()
-        for port in self.config.ports:
+        for port in self.config.memif_ports:
             path = Path(port.socket_path)
             if port.role is not MemifRole.SERVER or port.socket_abstract:
                 continue
@@ -1454,12 +1515,14 @@ __all__ = [
     "PortInfo",
     "PortRates",
     "PortStats",
+    "TestpmdAfPacketPort",
     "TestpmdCommandError",
     "TestpmdConfig",
     "TestpmdError",
     "TestpmdExitedError",
     "TestpmdMemifPort",
     "TestpmdParseError",
+    "TestpmdPort",
     "TestpmdProcess",
     "TestpmdStartupError",
     "TestpmdTimeoutError",

@@ -521,6 +521,25 @@ class VethPair:
     peer_netns: str | None
 
 
+@dataclass(frozen=True)
+class NicHost:
+    """A test host: a namespace joined by veth to the "NIC" end a peer attaches to.
+
+    Attributes:
+        netns: the host's namespace.
+        host_if: the veth end inside it, holding ``address``.
+        nic_if: the other end, left for a peer (AF_PACKET, testpmd net_af_packet).
+        nic_netns: where ``nic_if`` is (None: the harness's own namespace).
+        address: the host's address (198.18.0.0/15).
+    """
+
+    netns: str
+    host_if: str
+    nic_if: str
+    nic_netns: str | None
+    address: ipaddress.IPv4Interface
+
+
 @dataclass
 class _Created:
     kind: str  # "netns" | "link" | "dir"
@@ -656,6 +675,40 @@ class Topology:
         self._configure(name, netns, up=up, ipv6=ipv6, tx_checksum=True)
         return name
 
+    def add_nic_host(
+        self,
+        role: str,
+        host_suffix: str,
+        nic_suffix: str,
+        address: str,
+        *,
+        nic_netns: str | None = None,
+    ) -> NicHost:
+        """Create a host namespace whose veth's other end is a peer's "NIC".
+
+        The host end gets ``address`` and, like the NIC end, has IPv6 and TX checksum
+        offload off: its frames are bridged through raw sockets (AF_PACKET, testpmd
+        af_packet, memif forwarders), which would pass on unfilled checksums. The NIC end
+        gets no address, so the namespace holding it neither sends nor routes on it.
+
+        Args:
+            role: the namespace's role (``memif-<runid>-<role>``).
+            host_suffix: the host end's link suffix.
+            nic_suffix: the NIC end's link suffix.
+            address: the host's address, 198.18.0.0/15 only.
+            nic_netns: the NIC end's namespace (None: the harness's own).
+
+        Returns:
+            The host's names and address.
+        """
+        iface = check_address(address)  # before anything exists
+        host = self.add_netns(role)
+        pair = self.add_veth(
+            host_suffix, nic_suffix, netns=host, peer_netns=nic_netns, tx_checksum=False
+        )
+        add_address(pair.name, str(iface), netns=host)
+        return NicHost(host, pair.name, pair.peer, nic_netns, iface)
+
     def _configure(
         self, ifname: str, netns: str | None, *, up: bool, ipv6: bool, tx_checksum: bool
     ) -> None:
@@ -749,6 +802,13 @@ class Topology:
         self._created.clear()
         if failures:
             raise TopologyCleanupError(failures)
+
+
+def link_counters(ifname: str, netns: str | None = None) -> dict[str, int]:
+    """Return an interface's kernel counters (IFLA_STATS64: rx_packets, tx_packets, ...)."""
+    with iproute(netns) as ipr:
+        stats = ipr.get_links(_index(ipr, ifname, netns))[0].get_attr("IFLA_STATS64")
+        return {name: int(value) for name, value in stats.items()} if stats else {}
 
 
 def wait_for(
