@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,13 @@ def test_verify_and_forward_activities_map_to_check_and_forward(tmp_path: Path) 
     assert argv[argv.index("--mode") + 1] == "ip"
 
 
+def test_interrupt_mode_maps_to_memif_ref_interrupt(tmp_path: Path) -> None:
+    spec = MemifSpec(Role.SERVER, str(tmp_path / "m.sock"), activity=Activity.SINK)
+    assert "--interrupt" not in memif_ref_argv(spec, tmp_path / "s.json")  # polls by default
+    argv = memif_ref_argv(dataclasses.replace(spec, interrupt=True), tmp_path / "s.json")
+    assert argv.index("--interrupt") < argv.index("sink")  # an option of memif-ref itself
+
+
 def test_spec_refuses_unknown_modes_and_empty_checks(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mode 'tun'"):
         MemifSpec(Role.CLIENT, "x", mode="tun")
@@ -87,6 +95,7 @@ def test_bad_pairs_are_usage_errors(text: str) -> None:
     [
         ({"activity": Activity.VERIFY}, "no forwarding mode for activity 'verify'"),
         ({"mode": "ip"}, "Ethernet mode only, not 'ip'"),
+        ({"interrupt": True}, "always polls"),
     ],
 )
 def test_testpmd_refuses_what_it_cannot_do(overrides: dict[str, object], message: str) -> None:
@@ -96,3 +105,16 @@ def test_testpmd_refuses_what_it_cannot_do(overrides: dict[str, object], message
     spec = MemifSpec(Role.CLIENT, "/tmp/x.sock", **overrides)  # type: ignore[arg-type]
     with pytest.raises(PeerError, match=message):
         testpmd_config(spec, cpu=0, file_prefix="p")
+
+
+def test_interrupt_mode_reaches_external_templates_and_vpp_refuses_it(tmp_path: Path) -> None:
+    from harness.peers.external import ExternalCommand
+    from harness.peers.vpp_peer import memif_setup
+
+    spec = MemifSpec(Role.CLIENT, str(tmp_path / "m.sock"), interrupt=True)
+    command = ExternalCommand("prog --socket {socket} --rx-mode {rx_mode}")
+    assert command.argv(spec, tmp_path)[-2:] == ["--rx-mode", "interrupt"]
+    polling = dataclasses.replace(spec, interrupt=False)
+    assert command.argv(polling, tmp_path)[-1] == "poll"
+    with pytest.raises(ValueError, match="not mapped to VPP's rx-mode"):
+        memif_setup(spec)

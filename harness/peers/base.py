@@ -55,6 +55,10 @@ class MemifSpec:
     buffer_size: int = 2048
     queues: int = 1
     zero_copy: bool = False
+    interrupt: bool = False
+    """Receive in interrupt mode: MASK_INT clear on the peer's RX rings, woken by their
+    eventfds (fact sheet §6); False: the peer polls (sets MASK_INT). A peer that cannot
+    receive in interrupt mode (DPDK) refuses the spec rather than silently polling."""
     mode: str = "ethernet"
     """Interface mode: ethernet, ip or punt-inject (fact sheet §2.1)."""
     activity: Activity = Activity.IDLE

@@ -20,7 +20,7 @@ from harness.runtime.local import LocalProcess, ProcessError
 
 PLACEHOLDERS = frozenset(
     {"role", "vpp_role", "socket", "id", "secret", "rsize", "ring_size", "bsize", "queues",
-     "frame_size", "activity", "workdir"}
+     "frame_size", "activity", "workdir", "rx_mode"}
 )  # fmt: skip
 _COUNTER_FIELDS = ("rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "rx_errors", "tx_errors")
 
@@ -78,6 +78,7 @@ class ExternalCommand:
             "frame_size": spec.frame_size,
             "activity": spec.activity.value,
             "workdir": str(workdir),
+            "rx_mode": "interrupt" if spec.interrupt else "poll",
         }
         quoted = {key: shlex.quote(str(value)) for key, value in values.items()}
         return shlex.split(self.template.format(**quoted))

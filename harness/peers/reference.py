@@ -21,6 +21,7 @@ from harness.peers.base import (
     PeerCounters,
     PeerError,
     PeerStatus,
+    Role,
 )
 from harness.peers.reasons import normalise
 from harness.runtime.local import LocalProcess, ProcessError
@@ -55,6 +56,8 @@ def memif_ref_argv(
     ]  # fmt: skip
     if spec.abstract:
         argv.append("--abstract")
+    if spec.interrupt:
+        argv.append("--interrupt")
     if spec.mode != "ethernet":
         argv += ["--mode", spec.mode]
     if pcap_path is not None:
@@ -63,8 +66,10 @@ def memif_ref_argv(
         argv += ["--fault", fault]
     if spec.secret:
         argv += ["--secret", spec.secret]
-    if spec.zero_copy:
-        raise PeerError("the reference has no zero-copy mode yet")
+    if spec.zero_copy and spec.role is Role.CLIENT:
+        # A server has no zero-copy mode of its own (DPDK's server ignores the devarg
+        # too): it maps whatever memory the client announces, zero-copy layouts included.
+        argv.append("--zero-copy")
     action = {
         Activity.ECHO: ["responder"],
         Activity.IDLE: ["responder"],

@@ -63,8 +63,15 @@ def testpmd_config(
     on its node (`--socket-mem`).
 
     Raises:
-        PeerError: the activity has no testpmd forwarding mode (VERIFY).
+        PeerError: the activity has no testpmd forwarding mode (VERIFY), or the spec
+            asks for interrupt mode: DPDK's memif driver always polls (it sets MASK_INT
+            on its RX rings at connect and has no Rx-interrupt support, fact sheet §6).
     """
+    if spec.interrupt:
+        raise PeerError(
+            "DPDK's memif driver always polls (MASK_INT set, no Rx interrupts); "
+            "it cannot receive in interrupt mode"
+        )
     if spec.mode != "ethernet":
         raise PeerError(f"DPDK's memif driver has Ethernet mode only, not {spec.mode!r}")
     if spec.activity not in FORWARD_MODES:

@@ -17,11 +17,21 @@ from typing import Any
 
 import pytest
 
-from harness.peers.testpmd import TestpmdConfig, TestpmdMemifPort, TestpmdProcess
+from harness.peers.testpmd import TestpmdConfig, TestpmdPort, TestpmdProcess
 from harness.topology.labels import RunLabel
 
 TESTPMD_CPU = 0
 REFERENCE_CPU = 1
+
+
+@pytest.fixture
+def pinned_to_reference_cpu() -> Iterator[None]:
+    """Run the in-process reference on its own CPU while testpmd polls the other."""
+    before = os.sched_getaffinity(0)
+    if REFERENCE_CPU in before:
+        os.sched_setaffinity(0, {REFERENCE_CPU})
+    yield
+    os.sched_setaffinity(0, before)
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +64,8 @@ class TestpmdFactory:
     label: RunLabel
     started: list[TestpmdProcess]
 
-    def start(self, *ports: TestpmdMemifPort, **options: Any) -> TestpmdProcess:
-        """Start testpmd (pinned to TESTPMD_CPU) with the given memif ports."""
+    def start(self, *ports: TestpmdPort, **options: Any) -> TestpmdProcess:
+        """Start testpmd (pinned to TESTPMD_CPU) with the given (memif, af_packet) ports."""
         prefix = self.label.dpdk_prefix(f"it{uuid.uuid4().hex[:10]}")
         options.setdefault("extra_eal_args", MEMIF_DEBUG_LOG)
         config = TestpmdConfig(ports=ports, file_prefix=prefix, cpu=TESTPMD_CPU, **options)

@@ -6,9 +6,8 @@ to CPU 1, over a filesystem socket in a private directory.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from reference_impl import frames
 from reference_impl.endpoint import ClientEndpoint
 from reference_impl.protocol import InterfaceConfig
 from reference_impl.ring import PacketBatch
-from tests.integration.conftest import REFERENCE_CPU, MemifRef, TestpmdFactory
+from tests.integration.conftest import MemifRef, TestpmdFactory
 
 pytestmark = [pytest.mark.testpmd, pytest.mark.integration]
 
@@ -221,16 +220,6 @@ def _poll_stats(tp: TestpmdProcess, done: Callable[[PortStats], bool]) -> PortSt
         if done(stats) or time.monotonic() > deadline:
             return stats
         time.sleep(0.05)
-
-
-@pytest.fixture
-def pinned_to_reference_cpu() -> Iterator[None]:
-    """Run the in-process reference on its own CPU while testpmd polls the other."""
-    before = os.sched_getaffinity(0)
-    if REFERENCE_CPU in before:
-        os.sched_setaffinity(0, {REFERENCE_CPU})
-    yield
-    os.sched_setaffinity(0, before)
 
 
 @pytest.mark.parametrize("size", [1500, 9000])
