@@ -207,9 +207,7 @@ class Link:
         q.cursor = (q.cursor + used) & _INDEX_MASK
         if not held:
             self._publish(q)
-        if not q.view.interrupts_masked:  # the receiver owns the flag (§6)
-            signal_eventfd(q.eventfd)
-            self.counters.tx_interrupts += 1
+        self._signal(q)
         lengths = batch.lengths[:sent]
         self.counters.tx_frames += sent
         self.counters.tx_bytes += int(lengths.sum())
@@ -217,6 +215,12 @@ class Link:
         if self.recorder is not None:
             self.recorder.record(batch if sent == len(batch) else batch.head(sent))
         return sent
+
+    def _signal(self, q: QueueRing) -> None:
+        """Wake the receiver of a TX ring, unless it masked interrupts (it owns the flag, §6)."""
+        if not q.view.interrupts_masked:
+            signal_eventfd(q.eventfd)
+            self.counters.tx_interrupts += 1
 
     def _publish(self, q: QueueRing) -> None:
         """Make every slot up to our cursor the peer's (client: head, server: tail)."""
@@ -344,10 +348,8 @@ class Link:
                 data = rows[np.arange(rows.shape[1]) < sizes[:, None]]
                 self.recorder.record(PacketBatch(data, sizes))
         q.cursor = (q.cursor + int(sizes.size)) & _INDEX_MASK
-        q.view.head = q.cursor
-        if not q.view.interrupts_masked:
-            signal_eventfd(q.eventfd)
-            self.counters.tx_interrupts += 1
+        self._publish(q)
+        self._signal(q)
         self.counters.tx_frames += int(sizes.size)
         self.counters.tx_bytes += int(sizes.sum())
         return int(sizes.size)

@@ -698,9 +698,17 @@ class Pair:
 
         The client connects through the control-channel tap like the pair's first client.
         """
+        return self.lab.start(kind or self.client_kind, Role.CLIENT, **self._client_spec(overrides))
+
+    def try_start_client(self, kind: str | None = None, **overrides: Any) -> StartAttempt:
+        """Like `start_client`, for a spec a layer may refuse (see `Lab.try_start`)."""
+        return self.lab.try_start(
+            kind or self.client_kind, Role.CLIENT, **self._client_spec(overrides)
+        )
+
+    def _client_spec(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         path = self.client_socket_path or self.socket_path
-        socket = {"socket_path": path, "abstract": self.abstract}
-        return self.lab.start(kind or self.client_kind, Role.CLIENT, **{**socket, **overrides})
+        return {"socket_path": path, "abstract": self.abstract, **overrides}
 
 
 @dataclasses.dataclass(frozen=True)

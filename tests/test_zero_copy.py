@@ -12,7 +12,6 @@ its layout report names no false violation.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import mmap
 import os
@@ -32,11 +31,11 @@ from harness.peers.reference import memif_ref_argv
 from reference_impl import inspect_layout
 from reference_impl.endpoint import ClientEndpoint, ServerEndpoint
 from reference_impl.layout import BufferPlacement, CopyLayout
-from reference_impl.link import Link
 from reference_impl.memory import Region, huge_page_size
 from reference_impl.protocol import InterfaceConfig
 from reference_impl.ring import PacketBatch, RingError, RingView
 from reference_impl.wire import COOKIE, AddRing, AddRingFlag, RingType
+from tests.test_link import Pair as LinkPair
 
 DEADLINE = 5.0
 LOG2 = 6
@@ -44,21 +43,8 @@ RING = 1 << LOG2
 BUFFER = 256
 
 
-@dataclasses.dataclass
-class Pair:
-    server: ServerEndpoint
-    client: ClientEndpoint
-
-    @property
-    def server_link(self) -> Link:
-        link = self.server.link(0)
-        assert link is not None
-        return link
-
-    @property
-    def client_link(self) -> Link:
-        assert self.client.link is not None
-        return self.client.link
+class Pair(LinkPair):
+    """test_link's connected pair, polled until a condition holds."""
 
     def poll(self, condition: Callable[[], bool]) -> None:
         deadline = time.monotonic() + DEADLINE
