@@ -1,0 +1,252 @@
+"""The NIC-backed topology: generator ns -> veth -> peer A -> memif -> peer B -> veth -> sink ns.
+
+Both memif peers forward between memif and their "NIC" (the root-namespace end of a host's
+veth) and keep running across trials. Each trial runs the reference's TPACKET generator in
+the generator namespace and its TPACKET sink in the sink namespace, both bounded in frames
+and seconds, and reads their counts and the latency of the stamped frames. The generator's
+self-test sends through one veth straight into a sink namespace, with no DUT at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.peers.base import Activity, MemifSpec, Peer, Role
+from harness.topology import netns as tn
+from harness.topology.netns import NicHost, Topology
+from harness.topology.numa import Placement
+from harness.traffic.bench_point import Direction
+from harness.traffic.memif_path import LINK_TIMEOUT, PathError, PeerFactory
+from harness.traffic.trial import TrialOutcome
+
+GENERATOR_ADDRESS, SINK_ADDRESS = "198.18.2.1/24", "198.18.2.2/24"
+SELF_GENERATOR_ADDRESS, SELF_SINK_ADDRESS = "198.18.3.1/24", "198.18.3.2/24"
+SINK_MARGIN = 2.0
+"""Seconds the sink listens beyond the generator's duration (frames still in flight)."""
+PROCESS_GRACE = 20.0
+MAX_RATE_BOUND = 20_000_000
+"""Frames per second used to bound a generator's frame count at full load."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Hosts:
+    """Where a trial's generator and sink run."""
+
+    generator: NicHost
+    sink: NicHost
+
+
+def _run_bounded(
+    procs: list[tuple[str, subprocess.Popen[bytes]]], timeout: float
+) -> dict[str, dict[str, Any]]:
+    """Wait for every process (killing all at the bound); their --json output by name."""
+    deadline = time.monotonic() + timeout
+    outputs: dict[str, dict[str, Any]] = {}
+    try:
+        for name, proc in procs:
+            try:
+                out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                raise PathError(f"the {name} did not finish within {timeout:g} s") from None
+            if proc.returncode != 0:
+                raise PathError(
+                    f"the {name} failed (exit {proc.returncode}): "
+                    f"{err.decode(errors='replace')[-2000:]}"
+                )
+            try:
+                loaded = json.loads(out.decode().strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                raise PathError(f"the {name} printed no JSON result: {out[-500:]!r}") from None
+            outputs[name] = loaded.get("result", loaded)
+    finally:
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return outputs
+
+
+class TrafficPair:
+    """The reference's TPACKET generator and sink on two hosts, one bounded trial at a time."""
+
+    def __init__(
+        self, hosts: Hosts, frame_size: int, workdir: Path, placement: Placement | None
+    ) -> None:
+        self.hosts = hosts
+        self.frame_size = frame_size
+        self.workdir = workdir
+        self.placement = placement
+        self._trials = 0
+
+    def _popen(self, netns: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        prepare = self.placement.apply_to_current_thread if self.placement else None
+        return tn.popen_in_netns(
+            netns, argv, prepare=prepare, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+    def trial(self, duration: float, load: float | None) -> TrialOutcome:
+        """Send for `duration` seconds at `load` (None: as fast as possible), count at the sink."""
+        self._trials += 1
+        ready = self.workdir / f"sink-ready-{self._trials}"
+        ready.unlink(missing_ok=True)
+        sink_mac = tn.get_mac(self.hosts.sink.host_if, self.hosts.sink.netns)
+        generator_mac = tn.get_mac(self.hosts.generator.host_if, self.hosts.generator.netns)
+        listen = duration + SINK_MARGIN
+        sink = self._popen(
+            self.hosts.sink.netns,
+            [
+                sys.executable, "-m", "reference_impl.cli", "iface-sink",
+                "--iface", self.hosts.sink.host_if, "--seconds", f"{listen:.3f}",
+                "--ready", str(ready), "--json",
+            ],
+        )  # fmt: skip
+        try:
+            _wait_file(ready, sink, 15.0)
+        except PathError:
+            sink.kill()
+            sink.communicate()
+            raise
+        bound = int((load or MAX_RATE_BOUND) * duration) + 1
+        argv = [
+            sys.executable, "-m", "reference_impl.cli", "iface-source",
+            "--iface", self.hosts.generator.host_if,
+            "--size", str(self.frame_size), "--count", str(bound),
+            "--seconds", f"{duration:.3f}",
+            "--src-mac", generator_mac, "--dst-mac", sink_mac,
+            "--src-ip", str(self.hosts.generator.address.ip),
+            "--dst-ip", str(self.hosts.sink.address.ip),
+            "--json",
+        ]  # fmt: skip
+        if load is not None:
+            argv += ["--rate", f"{load:.3f}"]
+        source = self._popen(self.hosts.generator.netns, argv)
+        out = _run_bounded([("generator", source), ("sink", sink)], listen + PROCESS_GRACE)
+        sent = out["generator"]
+        got = out["sink"]
+        return TrialOutcome(
+            duration,
+            load,
+            sent=int(sent["sent"]),
+            unsent=int(sent.get("unsent", 0)),
+            received=int(got.get("stamped", got["received"])),
+            seconds=float(sent.get("elapsed") or duration),
+            latency=got.get("latency"),
+        )
+
+
+def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            raise PathError(f"the sink exited before it was ready: {err.decode()[-1000:]}")
+        if time.monotonic() > deadline:
+            raise PathError(f"the sink was not ready within {timeout:g} s")
+        time.sleep(0.02)
+
+
+class NicPath:
+    """The two forwarding peers and their hosts; `trial` runs one generator/sink trial."""
+
+    def __init__(
+        self,
+        make_peer: PeerFactory,
+        topology: Topology,
+        *,
+        server_kind: str,
+        client_kind: str,
+        direction: Direction,
+        frame_size: int,
+        zero_copy: bool,
+        socket_path: str,
+        placements: dict[str, Placement | None],
+        workdir: Path,
+    ) -> None:
+        """Prepare; the hosts and peers come up in `__enter__`.
+
+        Args:
+            make_peer: builds peers.
+            topology: the run's topology (namespaces and veths are removed with it).
+            server_kind: the server's peer kind.
+            client_kind: the client's peer kind.
+            direction: s2c: the generator feeds the server's NIC; c2s: the client's.
+            frame_size: bytes per frame.
+            zero_copy: the client runs zero-copy.
+            socket_path: the memif socket.
+            placements: by "server", "client" and "traffic" (generator and sink).
+            workdir: where readiness files go.
+        """
+        self.make_peer = make_peer
+        self.topology = topology
+        self.kinds = {Role.SERVER: server_kind, Role.CLIENT: client_kind}
+        self.direction = direction
+        self.frame_size = frame_size
+        self.zero_copy = zero_copy
+        self.socket_path = socket_path
+        self.placements = placements
+        self.workdir = workdir
+        self.peers: list[Peer] = []
+        self.traffic: TrafficPair | None = None
+
+    def __enter__(self) -> NicPath:
+        server_host = self.topology.add_nic_host("bench-a", "ba0", "ban", GENERATOR_ADDRESS)
+        client_host = self.topology.add_nic_host("bench-b", "bb0", "bbn", SINK_ADDRESS)
+        nic = {Role.SERVER: server_host.nic_if, Role.CLIENT: client_host.nic_if}
+        for role in (Role.SERVER, Role.CLIENT):
+            spec = MemifSpec(
+                role=role,
+                socket_path=self.socket_path,
+                activity=Activity.FORWARD,
+                iface=nic[role],
+                zero_copy=self.zero_copy and role is Role.CLIENT,
+                frame_size=self.frame_size,
+            )
+            peer = self.make_peer(self.kinds[role], spec, self.placements.get(role.value))
+            peer.start()
+            self.peers.append(peer)
+        for peer in self.peers:
+            if not peer.wait_for_link(LINK_TIMEOUT):
+                raise PathError(
+                    f"{peer.kind} {peer.spec.role.value}: no link in {LINK_TIMEOUT:g} s"
+                )
+        generator, sink = (
+            (server_host, client_host)
+            if self.direction is Direction.S2C
+            else (client_host, server_host)
+        )
+        self.traffic = TrafficPair(
+            Hosts(generator, sink), self.frame_size, self.workdir, self.placements.get("traffic")
+        )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for peer in self.peers:
+            peer.quiesce()
+        for peer in self.peers:
+            peer.stop()
+
+    def trial(self, duration: float, load: float | None) -> TrialOutcome:
+        """One generator -> DUT -> sink trial."""
+        if self.traffic is None:
+            raise PathError("enter the path first")
+        return self.traffic.trial(duration, load)
+
+    def self_test(self, duration: float) -> TrialOutcome:
+        """The generator straight into a sink over one veth (no DUT), at full load."""
+        a = self.topology.add_netns("selftest-gen")
+        b = self.topology.add_netns("selftest-sink")
+        pair = self.topology.add_veth("sg0", "ss0", netns=a, peer_netns=b, tx_checksum=False)
+        tn.add_address(pair.name, SELF_GENERATOR_ADDRESS, netns=a)
+        tn.add_address(pair.peer, SELF_SINK_ADDRESS, netns=b)
+        hosts = Hosts(
+            NicHost(a, pair.name, pair.peer, b, tn.check_address(SELF_GENERATOR_ADDRESS)),
+            NicHost(b, pair.peer, pair.name, a, tn.check_address(SELF_SINK_ADDRESS)),
+        )
+        traffic = TrafficPair(hosts, self.frame_size, self.workdir, self.placements.get("traffic"))
+        return traffic.trial(duration, None)
