@@ -136,9 +136,25 @@ def _diff(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"memif-harness: cannot read results: {exc}", file=sys.stderr)
         return 1
+    if not 0.0 <= args.threshold < 100.0:
+        print(
+            f"memif-harness: --threshold {args.threshold}: a percentage in [0, 100)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        throughput = diff.diff_measurements(before, after, args.threshold / 100.0)
+    except ValueError as exc:
+        print(f"memif-harness: cannot compare measurements: {exc}", file=sys.stderr)
+        return 1
     changes = diff.diff_runs(before, after)
-    print(diff.render_diff(changes, before, after))
-    return 1 if any(change.worse for change in changes) else 0
+    if before.cases or after.cases or not throughput:
+        print(diff.render_diff(changes, before, after))
+    if throughput:
+        print(diff.render_throughput_diff(throughput, args.threshold / 100.0))
+    worse = any(change.worse for change in changes)
+    regressed = any(change.worse or change.dropped for change in throughput)
+    return 1 if worse or regressed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,9 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("results", help="path of results.json")
     report_parser.add_argument("--out", help="directory (default: beside results.json)")
     report_parser.set_defaults(handler=_report)
-    diff_parser = sub.add_parser("diff", help="verdict changes between two runs")
+    diff_parser = sub.add_parser(
+        "diff",
+        help="verdict and throughput changes between two runs "
+        "(exit 1 when a verdict got worse or a rate dropped beyond --threshold)",
+    )
     diff_parser.add_argument("a", help="the earlier results.json")
     diff_parser.add_argument("b", help="the later results.json")
+    diff_parser.add_argument(
+        "--threshold",
+        type=float,
+        default=10.0,
+        metavar="PERCENT",
+        help="flag a throughput drop of more than this many percent (default 10)",
+    )
     diff_parser.set_defaults(handler=_diff)
     return parser
 

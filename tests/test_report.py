@@ -14,6 +14,7 @@ from harness.report.html import VERDICT_COLOURS, render_html, suite_matrices, wo
 from harness.report.junit import render_junit
 from harness.report.markdown import VERDICT_EMOJI, render_markdown
 from harness.results import Artifact, CaseResult, PeerInfo, RunResult, Verdict
+from harness.traffic.measurement import Measurement
 
 EVIL = "<script>alert('x')</script> \"quoted\" & caf\u00e9 \u2192 \u65e5\u672c"
 
@@ -116,7 +117,21 @@ def sample_run() -> RunResult:
         ],
         placement={"testpmd": {"cpus": [1]}},
         cases=cases,
-        measurements=[{"name": "throughput", "mpps": 1.5, "peer": "testpmd"}],
+        measurements=[
+            Measurement(
+                case="same-node-copy",
+                topology="memif",
+                server_peer="testpmd",
+                client_peer="reference",
+                direction="c2s",
+                frame_size=64,
+                mode="mrr",
+                verdict=Verdict.PASS,
+                pps=1.5e6,
+                gbps=0.768,
+                loss=0.0,
+            ).to_json()
+        ],
     )
 
 
@@ -436,14 +451,14 @@ def test_junit_counts_and_elements() -> None:
     root = ET.fromstring(document.encode("utf-8"))
     assert root.tag == "testsuites"
     assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "8",
+        "tests": "9",  # 8 cases and a throughput measurement
         "failures": "1",
         "errors": "1",
         "skipped": "2",
     }
     suites = root.findall("testsuite")
-    assert [s.get("name") for s in suites] == ["handshake", "secret"]
-    handshake, secret = suites
+    assert [s.get("name") for s in suites] == ["handshake", "secret", "throughput"]
+    handshake, secret, _ = suites
     keys = ("tests", "failures", "errors", "skipped", "time")
     assert [handshake.get(key) for key in keys] == ["5", "1", "1", "0", "4.250"]
     assert (secret.get("tests"), secret.get("skipped")) == ("3", "2")

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-import html
-import json
-import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.report.plots import throughput_chart
+from harness.report.text import format_value
+from harness.report.text import html_text as _e
+from harness.report.throughput import (
+    ThroughputTable,
+    cell_lines,
+    format_pps,
+    headline,
+    measurement_id,
+    measurements_of,
+    placement_text,
+    throughput_tables,
+)
 from harness.results import SCHEMA_VERSION, CaseResult, PeerInfo, RunResult, Verdict
+from harness.traffic.measurement import CASES, Measurement
 
 #: Verdicts from worst to best: the colour of a matrix cell is that of its worst case.
 #: ERROR and FAIL rank as in `Verdict.severity`; a known deviation (XFAIL) ranks above a
@@ -116,27 +127,6 @@ def format_timestamp(seconds: float) -> str:
     if not seconds:
         return ""
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
-
-
-def format_value(value: Any) -> str:
-    """A JSON value as short text: strings as they are, the rest as compact JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def visible_controls(text: str) -> str:
-    """Control characters but tab and line breaks (e.g. ANSI colour codes) as \\xNN text."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
-
-
-def _e(value: Any) -> str:
-    """Escape any value for HTML text and attribute values."""
-    text = value if isinstance(value, str) else format_value(value)
-    return html.escape(visible_controls(text), quote=True)
 
 
 def _artifact_href(path: str) -> str | None:
@@ -254,6 +244,14 @@ table.trace td, table.trace th { font-size: 12.5px; }
 table.trace td.fields span { display: inline-block; margin-right: 10px; }
 table.trace td.fields b { font-weight: 600; }
 body.hide-pass details.case.v-PASS { display: none; }
+.chart-box { overflow-x: auto; margin: 6px 0 10px; }
+table.throughput th { background: var(--bg-soft); }
+table.throughput td.tp { min-width: 190px; font-size: 12.5px; border-left-width: 4px; }
+table.throughput td.tp.generator-bound .tp-rate { font-style: italic; }
+table.throughput td.empty { color: var(--muted); text-align: center; }
+table.throughput td.frame { white-space: nowrap; text-align: right; }
+.tp-note { font-size: 11.5px; }
+ul.not-measured li { margin: 3px 0; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 """
 
@@ -332,7 +330,8 @@ def _verdict_css() -> str:
             f"details.case.v-{name} {{ border-left-color: {strong}; }}\n"
             f"section.pair.v-{name} {{ border-left-color: {strong}; }}\n"
             f"section.pair.v-{name} > h3 {{ background: {light}; }}\n"
-            f".count.v-{name} {{ background: {light}; border-color: {strong}; }}"
+            f".count.v-{name} {{ background: {light}; border-color: {strong}; }}\n"
+            f"td.tp.v-{name} {{ border-left-color: {strong}; }}"
         )
         if verdict in DARK_TEXT_VERDICTS:
             rules.append(f".badge.v-{name}, a.chip.v-{name} {{ color: #3b2f00; }}")
@@ -359,10 +358,11 @@ def _peers_table(peers: Sequence[PeerInfo]) -> str:
     )
 
 
-def _header(run: RunResult) -> str:
-    counts = run.counts()
-    total = len(run.cases)
-    worst = worst_verdict(case.verdict for case in run.cases)
+def _header(run: RunResult, measurements: Sequence[Measurement]) -> str:
+    kind, counts = headline(run, measurements)
+    noun = "cases" if kind == "conformance" else "measurements"
+    total = f"{sum(counts.values())} {noun}"
+    worst = worst_verdict(verdict for verdict, count in counts.items() if count)
     duration = run.finished - run.started if run.finished and run.started else 0.0
     run_rows: list[tuple[str, Any]] = [
         ("run id", run.run_id),
@@ -372,17 +372,17 @@ def _header(run: RunResult) -> str:
         ("duration", f"{duration:.1f} s" if duration else ""),
     ]
     parts = [
-        f"<h1>memif conformance report {_badge(worst) if worst else ''}</h1>",
+        f"<h1>memif {kind} report {_badge(worst) if worst else ''}</h1>",
         f'<div class="muted">run <code>{_e(run.run_id)}</code>'
         f" on <b>{_e(run.host.get('hostname', 'unknown host'))}</b>"
         f" at commit <code>{_e(run.commit[:12] or '(unknown)')}</code></div>",
         '<div class="counts">',
-        f'<span class="count total">{total} cases</span>',
+        f'<span class="count total">{total}</span>',
     ]
-    for verdict in Verdict:
+    for verdict, count in counts.items():
         parts.append(
             f'<span class="count v-{verdict.value}" data-verdict="{verdict.value}">'
-            f"{VERDICT_GLYPHS[verdict]} {_e(verdict.value)} {counts[verdict.value]}</span>"
+            f"{VERDICT_GLYPHS[verdict]} {_e(verdict.value)} {count}</span>"
         )
     parts.append("</div>")
     parts.append('<div class="facts">')
@@ -402,13 +402,18 @@ def _toolbar(matrices: Sequence[SuiteMatrix], run: RunResult) -> str:
         glyph = VERDICT_GLYPHS[worst] if worst else ""
         links.append(f'<a href="#suite-{index}">{_e(glyph)} {_e(matrix.suite)}</a>')
     if run.measurements:
-        links.append('<a href="#measurements">measurements</a>')
+        links.append('<a href="#measurements">throughput</a>')
+    controls = (
+        '<button type="button" data-action="expand">expand all</button>'
+        '<button type="button" data-action="collapse">collapse all</button>'
+        '<label><input type="checkbox" id="hide-pass"> hide passing cases</label>'
+    )
     return (
         '<div class="toolbar"><nav>'
         + "".join(links)
-        + '</nav><button type="button" data-action="expand">expand all</button>'
-        '<button type="button" data-action="collapse">collapse all</button>'
-        '<label><input type="checkbox" id="hide-pass"> hide passing cases</label></div>'
+        + "</nav>"
+        + (controls if run.cases else "")
+        + "</div>"
     )
 
 
@@ -568,21 +573,90 @@ def _suite_section(
     return "\n".join(parts)
 
 
-def _measurements(run: RunResult) -> str:
-    if not run.measurements:
-        return ""
-    columns: list[str] = []
-    for measurement in run.measurements:
-        columns.extend(key for key in measurement if key not in columns)
-    head = "".join(f"<th>{_e(column)}</th>" for column in columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{_e(format_value(m.get(c, '')))}</td>" for c in columns) + "</tr>"
-        for m in run.measurements
-    )
+_UNITS_NOTE = (
+    "Rates are frames per second received by the sink; Gbps counts L2 bytes (no preamble "
+    "or inter-frame gap); loss counts unsent frames as lost. In NDR/PDR mode the bar is "
+    "the NDR (0 % loss) and PDR allows 0.5 % loss. The generator's self-test rate "
+    "(generator \u2192 sink, no DUT) bounds what can be measured."
+)
+
+
+def _throughput_cell(m: Measurement | None, case: str) -> str:
+    if m is None:
+        return f'<td class="tp empty" data-case="{_e(case)}" title="not measured">\u00b7</td>'
+    lines = "<br>".join(_e(line) for line in cell_lines(m))
+    extra = []
+    if m.verdict is Verdict.PASS and m.generator_pps:
+        extra.append(f"generator self-test {format_pps(m.generator_pps)}")
+    placement = placement_text(m)
+    if placement:
+        extra.append(f"placement {placement}")
+    notes = "".join(f'<div class="muted tp-note">{_e(note)}</div>' for note in extra)
+    bound = " generator-bound" if m.generator_bound else ""
     return (
-        '<section id="measurements"><h2>Measurements</h2>'
-        f'<table class="measurements"><tr>{head}</tr>{rows}</table></section>'
+        f'<td class="tp v-{m.verdict.value}{bound}" data-case="{_e(case)}" '
+        f'data-verdict="{m.verdict.value}" title="{_e(m.reason)}">'
+        f'<div class="tp-rate">{lines}</div>{notes}</td>'
     )
+
+
+def _throughput_table(table: ThroughputTable) -> str:
+    head = "".join(f'<th scope="col">{_e(case)}</th>' for case in CASES)
+    rows = []
+    for row in table.rows:
+        cells = [table.cell(row, case) for case in CASES]
+        versions = next((m.peer_versions for m in cells if m and m.peer_versions), {})
+        version_text = ", ".join(f"{role} {version}" for role, version in versions.items())
+        version_html = (
+            f'<br><span class="muted mono">{_e(version_text)}</span>' if version_text else ""
+        )
+        rows.append(
+            f'<tr data-server="{_e(row.server)}" data-client="{_e(row.client)}" '
+            f'data-frame-size="{row.frame_size}"><th scope="row">{_e(row.server)} server / '
+            f'{_e(row.client)} client{version_html}</th><td class="frame">{_e(row.size_label)}</td>'
+            + "".join(_throughput_cell(m, case) for m, case in zip(cells, CASES, strict=True))
+            + "</tr>"
+        )
+    return (
+        '<table class="throughput"><thead><tr><th>server / client</th><th>frame</th>'
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _not_measured(measurements: Sequence[Measurement]) -> str:
+    """SKIP and ERROR measurements with their full reasons and the placement they had."""
+    listed = [m for m in measurements if m.verdict is not Verdict.PASS]
+    if not listed:
+        return ""
+    items = []
+    for m in sorted(listed, key=lambda m: -verdict_rank(m.verdict)):
+        placement = m.placement.get("reason") or placement_text(m)
+        where = f'<br><span class="muted">placement: {_e(placement)}</span>' if placement else ""
+        items.append(
+            f'<li data-verdict="{m.verdict.value}">{_badge(m.verdict)} '
+            f"<code>{_e(measurement_id(m))}</code>: {_e(m.reason)}{where}</li>"
+        )
+    return f'<h3>Not measured ({len(listed)})</h3><ul class="not-measured">{"".join(items)}</ul>'
+
+
+def _throughput_section(measurements: Sequence[Measurement]) -> str:
+    if not measurements:
+        return ""
+    parts = [
+        '<section id="measurements" class="throughput"><h2>Throughput</h2>',
+        f'<p class="muted">{_e(_UNITS_NOTE)}</p>',
+    ]
+    for index, table in enumerate(throughput_tables(measurements)):
+        parts += [
+            f'<section class="throughput-table" id="throughput-{index}" '
+            f'data-topology="{_e(table.topology)}" data-direction="{_e(table.direction)}" '
+            f'data-mode="{_e(table.mode)}"><h3>{_e(table.title)}</h3>',
+            f'<div class="chart-box">{throughput_chart(table)}</div>',
+            _throughput_table(table),
+            "</section>",
+        ]
+    parts += [_not_measured(measurements), "</section>"]
+    return "\n".join(part for part in parts if part)
 
 
 def render_html(run: RunResult) -> str:
@@ -593,29 +667,37 @@ def render_html(run: RunResult) -> str:
     coloured by verdict (the cell takes its worst verdict's colour), and below it every
     case's details: verdict, reason, expected vs observed, Steps/Verify, the decoded
     control-channel trace and links to artifacts. Clicking a scenario opens its details;
-    clicking a cell opens all of its pair's. Every piece of text from the run is escaped.
+    clicking a cell opens all of its pair's. When the run has measurements, a throughput
+    section follows: per (topology, direction, mode) an inline SVG bar chart and a table
+    of the four cases per peer pair and frame size, with placement and the generator's
+    self-test rate. A run with measurements and no cases is headed as a throughput report.
+    Every piece of text from the run is escaped.
 
     Args:
         run: The run, as read from results.json.
 
     Returns:
         The HTML document; the same run always gives the same text.
+
+    Raises:
+        ValueError: A measurement outside the schema.
     """
     matrices = suite_matrices(run)
+    measurements = measurements_of(run)
     case_ids = {id(case): f"case-{index}" for index, case in enumerate(run.cases)}
     versions = {peer.name: peer.version for peer in run.peers}
     title = f"memif conformance: {run.run_id}"
     body = [
-        _header(run),
+        _header(run, measurements),
         _toolbar(matrices, run),
         *(
             _suite_section(matrix, index, case_ids, versions)
             for index, matrix in enumerate(matrices)
         ),
     ]
-    if not matrices:
+    if not matrices and not measurements:
         body.append('<p class="muted">This run has no cases.</p>')
-    body.append(_measurements(run))
+    body.append(_throughput_section(measurements))
     body.append(
         '<footer>Rendered from <a href="results.json">results.json</a> (schema '
         f'{SCHEMA_VERSION}); also <a href="summary.md">summary.md</a> and '

@@ -1,4 +1,5 @@
-"""JUnit XML: one testsuite per suite, one testcase per case, for CI test-result viewers."""
+"""JUnit XML: one testsuite per suite, one testcase per case (and per throughput
+measurement), for CI test-result viewers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from harness.report.html import format_timestamp, trace_row
+from harness.report.text import format_value
+from harness.report.throughput import cell_lines, measurement_id, measurements_of
 from harness.results import CaseResult, RunResult, Verdict
+from harness.traffic.measurement import Measurement
+
+#: The testsuite that holds the throughput measurements.
+THROUGHPUT_SUITE = "throughput"
 
 # Characters XML 1.0 cannot carry at all (C0 controls but tab/newline/CR, surrogates,
 # U+FFFE/U+FFFF). ElementTree would write them and produce a file no parser accepts.
@@ -80,14 +87,62 @@ def _testcase(parent: ET.Element, case: CaseResult) -> None:
         ET.SubElement(element, "system-out").text = xml_safe(out)
 
 
-def _counts(cases: Sequence[CaseResult]) -> dict[str, str]:
+#: What becomes a <testcase>: a conformance case or a throughput measurement.
+Test = CaseResult | Measurement
+
+
+def _test_seconds(test: Test) -> float:
+    return test.duration if isinstance(test, CaseResult) else test.duration * test.trials
+
+
+def _counts(tests: Sequence[Test]) -> dict[str, str]:
+    verdicts = [test.verdict for test in tests]
     return {
-        "tests": str(len(cases)),
-        "failures": str(sum(case.verdict is Verdict.FAIL for case in cases)),
-        "errors": str(sum(case.verdict is Verdict.ERROR for case in cases)),
-        "skipped": str(sum(case.verdict in (Verdict.SKIP, Verdict.XFAIL) for case in cases)),
-        "time": _seconds(sum(case.duration for case in cases)),
+        "tests": str(len(tests)),
+        "failures": str(verdicts.count(Verdict.FAIL)),
+        "errors": str(verdicts.count(Verdict.ERROR)),
+        "skipped": str(verdicts.count(Verdict.SKIP) + verdicts.count(Verdict.XFAIL)),
+        "time": _seconds(sum(_test_seconds(test) for test in tests)),
     }
+
+
+def _measurement_properties(m: Measurement) -> list[tuple[str, str]]:
+    """Figures a CI viewer can chart: rate, loss, NDR/PDR, latency, generator rate."""
+    figures: list[tuple[str, float | int | bool | None]] = [
+        ("pps", m.pps),
+        ("gbps", m.gbps),
+        ("loss", m.loss),
+    ]
+    for name, rate in (("ndr", m.ndr), ("pdr", m.pdr)):
+        if rate is not None:
+            figures += [(f"{name}.pps", rate.pps), (f"{name}.gbps", rate.gbps)]
+            figures.append((f"{name}.loss", rate.loss))
+    if m.latency is not None:
+        figures += [(f"latency.{k}", v) for k, v in m.latency.to_json().items()]
+    figures += [("generator_pps", m.generator_pps), ("generator_bound", m.generator_bound)]
+    properties = [(name, format_value(value)) for name, value in figures if value is not None]
+    properties += [(f"version.{role}", version) for role, version in m.peer_versions.items()]
+    return properties
+
+
+def _measurement_testcase(parent: ET.Element, m: Measurement) -> None:
+    element = ET.SubElement(
+        parent,
+        "testcase",
+        classname=xml_safe(f"throughput.{m.topology}.{m.direction}.{m.mode}"),
+        name=xml_safe(measurement_id(m)),
+        time=_seconds(_test_seconds(m)),
+    )
+    properties = ET.SubElement(element, "properties")
+    for name, value in _measurement_properties(m):
+        ET.SubElement(properties, "property", name=xml_safe(name), value=xml_safe(value))
+    message = xml_safe(m.reason)
+    if m.verdict is Verdict.ERROR:
+        ET.SubElement(element, "error", message=message, type="ERROR").text = message
+    elif m.verdict is Verdict.SKIP:
+        ET.SubElement(element, "skipped", message=message, type="SKIP")
+    else:
+        ET.SubElement(element, "system-out").text = xml_safe("\n".join(cell_lines(m)))
 
 
 def render_junit(run: RunResult) -> str:
@@ -96,24 +151,34 @@ def render_junit(run: RunResult) -> str:
     One <testsuite> per suite (in order of first case) holding a <testcase> per case with
     classname = suite and name = case_id. FAIL becomes <failure>, ERROR <error>, SKIP and
     XFAIL <skipped> with the reason (XFAIL's message starts with "XFAIL:"); time is the
-    case's duration in seconds. Steps, Verify and the trace go to <system-out>.
+    case's duration in seconds. Steps, Verify and the trace go to <system-out>. Throughput
+    measurements form one more testsuite, "throughput": a testcase per measurement
+    (classname throughput.<topology>.<direction>.<mode>, name = its id), SKIP as
+    <skipped>, ERROR as <error>, with pps/gbps/loss (and NDR/PDR, latency, generator rate)
+    as <properties> and time = duration x trials.
 
     Args:
         run: The run, as read from results.json.
 
     Returns:
         The XML document as text (UTF-8 declared); the same run always gives the same text.
+
+    Raises:
+        ValueError: A measurement outside the schema.
     """
-    by_suite: dict[str, list[CaseResult]] = {}
+    suites: dict[str, list[Test]] = {}
     for case in run.cases:
-        by_suite.setdefault(case.suite, []).append(case)
+        suites.setdefault(case.suite, []).append(case)
+    measurements = measurements_of(run)
+    if measurements:
+        suites.setdefault(THROUGHPUT_SUITE, []).extend(measurements)
     root = ET.Element("testsuites", name=xml_safe(f"memif-harness {run.run_id}"))
-    root.attrib.update(_counts(run.cases))
+    root.attrib.update(_counts([test for tests in suites.values() for test in tests]))
     hostname = xml_safe(str(run.host.get("hostname", "")))
     timestamp = format_timestamp(run.started).removesuffix(" UTC").replace(" ", "T")
-    for index, (suite, cases) in enumerate(by_suite.items()):
+    for index, (suite, tests) in enumerate(suites.items()):
         element = ET.SubElement(root, "testsuite", name=xml_safe(suite), id=str(index))
-        element.attrib.update(_counts(cases))
+        element.attrib.update(_counts(tests))
         if hostname:
             element.set("hostname", hostname)
         if timestamp:
@@ -128,7 +193,10 @@ def render_junit(run: RunResult) -> str:
                 name=xml_safe(f"peer.{peer.name}"),
                 value=xml_safe(f"{peer.version} ({peer.runtime})"),
             )
-        for case in cases:
-            _testcase(element, case)
+        for test in tests:
+            if isinstance(test, CaseResult):
+                _testcase(element, test)
+            else:
+                _measurement_testcase(element, test)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,17 +1,28 @@
-"""The Markdown summary: counts, a matrix per suite and the non-passing cases, for CI pages."""
+"""The Markdown summary for CI pages: counts, a matrix per suite, the non-passing cases and
+the throughput tables."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 from harness.report.html import (
     VERDICT_ORDER,
     suite_matrices,
     verdict_rank,
-    visible_controls,
     worst_verdict,
 )
+from harness.report.text import one_line
+from harness.report.throughput import (
+    ThroughputTable,
+    cell_lines,
+    headline,
+    measurement_id,
+    measurements_of,
+    throughput_tables,
+)
 from harness.results import CaseResult, RunResult, Verdict
+from harness.traffic.measurement import CASES, Measurement
 
 #: Emoji per verdict; the label is always written next to it.
 VERDICT_EMOJI: dict[Verdict, str] = {
@@ -36,10 +47,7 @@ def md_text(text: str, limit: int = 0) -> str:
         The text with HTML escaped, Markdown punctuation backslash-escaped and line
         breaks folded into spaces, safe inside a table cell.
     """
-    flat = " ".join(visible_controls(text).split())
-    if limit > 0 and len(flat) > limit:
-        flat = flat[: limit - 1] + "\u2026"
-    return html.escape(flat, quote=False).translate(_MARKDOWN_SPECIAL)
+    return html.escape(one_line(text, limit), quote=False).translate(_MARKDOWN_SPECIAL)
 
 
 def verdict_label(verdict: Verdict) -> str:
@@ -59,23 +67,24 @@ def _cell(cases: tuple[CaseResult, ...]) -> str:
     return f"{VERDICT_EMOJI[worst]} {tally}"
 
 
-def _header(run: RunResult) -> list[str]:
-    worst = worst_verdict(case.verdict for case in run.cases)
+def _header(run: RunResult, measurements: Sequence[Measurement]) -> list[str]:
+    kind, counts = headline(run, measurements)
+    worst = worst_verdict(verdict for verdict, count in counts.items() if count)
     host = run.host.get("hostname", "unknown host")
     peers = ", ".join(
         f"{md_text(peer.name)} {md_text(peer.version)} ({md_text(peer.runtime)})"
         for peer in run.peers
     )
     lines = [
-        f"## memif conformance {verdict_label(worst) if worst else ''}".rstrip(),
+        f"## memif {kind} {verdict_label(worst) if worst else ''}".rstrip(),
         "",
         f"Run {md_text(run.run_id)} on **{md_text(str(host))}**, "
         f"commit {md_text(run.commit[:12] or '(unknown)')}"
         + (f"; peers: {peers}" if peers else ""),
         "",
-        "| " + " | ".join(verdict_label(v) for v in Verdict) + " | Total |",
-        "|" + "---:|" * (len(Verdict) + 1),
-        "| " + " | ".join(str(count) for count in run.counts().values()) + f" | {len(run.cases)} |",
+        "| " + " | ".join(verdict_label(v) for v in counts) + " | Total |",
+        "|" + "---:|" * (len(counts) + 1),
+        "| " + " | ".join(str(n) for n in counts.values()) + f" | {sum(counts.values())} |",
     ]
     return lines
 
@@ -123,6 +132,52 @@ def _non_passing(run: RunResult, max_listed: int) -> list[str]:
     return lines
 
 
+def _throughput_table(table: ThroughputTable) -> list[str]:
+    lines = [
+        "",
+        f"### Throughput: {md_text(table.title)}",
+        "",
+        "| server / client | frame | " + " | ".join(md_text(case) for case in CASES) + " |",
+        "|---|---:|" + "---|" * len(CASES),
+    ]
+    for row in table.rows:
+        cells = []
+        for case in CASES:
+            m = table.cell(row, case)
+            cells.append("<br>".join(md_text(line) for line in cell_lines(m)) if m else "\u00b7")
+        lines.append(
+            f"| {md_text(row.server)} / {md_text(row.client)} | {md_text(row.size_label)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return lines
+
+
+def _throughput(measurements: Sequence[Measurement], max_listed: int) -> list[str]:
+    if not measurements:
+        return []
+    lines = [
+        "",
+        "Rates received by the sink; Gbps counts L2 bytes; unsent frames count as lost; "
+        "NDR/PDR: 0 % / 0.5 % loss.",
+    ]
+    for table in throughput_tables(measurements):
+        lines += _throughput_table(table)
+    listed = sorted(
+        (m for m in measurements if m.verdict is not Verdict.PASS),
+        key=lambda m: -verdict_rank(m.verdict),
+    )
+    if listed:
+        lines += ["", f"### Not measured ({len(listed)})", ""]
+        lines += [
+            f"- {verdict_label(m.verdict)} {md_text(measurement_id(m))}: {md_text(m.reason, 300)}"
+            for m in listed[:max_listed]
+        ]
+        if len(listed) > max_listed:
+            lines.append(f"- \u2026 and {len(listed) - max_listed} more (see the HTML report)")
+    return lines
+
+
 def render_markdown(run: RunResult, max_listed: int = 100) -> str:
     """Render a run as Markdown for CI job summaries and pull-request comments.
 
@@ -133,7 +188,18 @@ def render_markdown(run: RunResult, max_listed: int = 100) -> str:
 
     Returns:
         Summary counts, a server x client matrix per suite with the worst verdict's emoji
-        and a tally per cell, then the non-passing cases with their reasons.
+        and a tally per cell, then the non-passing cases with their reasons. When the run
+        has measurements, a table per (topology, direction, mode): rows = peer pair x frame
+        size, columns = the four cases; then the SKIP/ERROR measurements with their
+        reasons. A run with measurements and no cases is headed as a throughput run, with
+        the measurements' counts and no case matrix.
+
+    Raises:
+        ValueError: A measurement outside the schema.
     """
-    lines = _header(run) + _matrices(run) + _non_passing(run, max_listed)
+    measurements = measurements_of(run)
+    lines = _header(run, measurements)
+    if run.cases or not measurements:
+        lines += _matrices(run) + _non_passing(run, max_listed)
+    lines += _throughput(measurements, max_listed)
     return "\n".join(lines) + "\n"
