@@ -50,8 +50,15 @@ def _point(server: str, client: str, case: str, size: int, **fields: Any) -> Mea
             "case": case.rsplit("-", 1)[0],
             "reason": "peers on node 0",
             "peers": [
-                {"peer": "server", "cpus": [0], "memory_node": 0},
-                {"peer": "client", "cpus": [1], "memory_node": 0},
+                {
+                    "peer": "server",
+                    "cpus": [0],
+                    "memory_node": 0,
+                    "nic_node": None,
+                    "lcores": "0@0,1@0",
+                    "reason": "node 0 has the NIC",
+                },
+                {"peer": "client", "cpus": [1], "memory_node": 0, "nic_node": None},
             ],
         },
         "peer_versions": {"server": "DPDK 22.11.11", "client": f"{client} 0.1.0"},
@@ -295,7 +302,7 @@ def test_html_throughput_table_has_placement_and_generator_rate() -> None:
     zc = _text(cells["same-node-zc"])
     assert "14.20 Mpps / 7.27 Gbps, loss 0.00 %" in zc
     assert "generator self-test 20.00 Mpps" in zc
-    assert "placement same-node: server cpus [0], memory_node 0" in zc
+    assert "placement same-node: server cpus 0, mem node 0; client cpus 1, mem node 0" in zc
     assert cells["cross-node-zc"]["attrs"]["data-verdict"] == "SKIP"
     assert "empty" in cells["cross-node-copy"]["attrs"]["class"].split()
     assert "DPDK 22.11.11" in _text(_find(first, "th")[0])

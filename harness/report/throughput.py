@@ -196,18 +196,34 @@ def cell_lines(m: Measurement) -> list[str]:
     return lines
 
 
+#: The per-peer placement facts a table cell shows, with their labels.
+PLACEMENT_FACTS = (("cpus", "cpus"), ("memory_node", "mem node"), ("nic_node", "NIC node"))
+
+
+def _placement_fact(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(format_value(item) for item in value)
+    return format_value(value)
+
+
 def placement_text(m: Measurement) -> str:
     """Where the peers ran, on one line, e.g.
-    'same-node: server cpus [0], memory_node 0; client cpus [1], memory_node 0'."""
+    'same-node: server cpus 0, mem node 0; client cpus 1, mem node 0'.
+
+    Only each peer's CPUs, memory node and NIC node are shown; results.json keeps the rest.
+    """
     placement = m.placement
-    peers = placement.get("peers") or []
+    peers = placement.get("peers")
     described = []
     for peer in peers if isinstance(peers, list) else []:
         if isinstance(peer, dict):
-            name = format_value(peer.get("peer", "?"))
-            facts = ", ".join(f"{k} {format_value(v)}" for k, v in peer.items() if k != "peer")
-            described.append(f"{name} {facts}".strip())
-    case = format_value(placement.get("case", "")) if placement.get("case") else ""
+            facts = ", ".join(
+                f"{label} {_placement_fact(peer[key])}"
+                for key, label in PLACEMENT_FACTS
+                if peer.get(key) is not None
+            )
+            described.append(f"{format_value(peer.get('peer', '?'))} {facts}".strip())
+    case = format_value(placement["case"]) if placement.get("case") else ""
     text = "; ".join(described)
     return one_line(f"{case}: {text}" if case and text else case or text)
 
