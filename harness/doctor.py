@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from harness.peers.vpp import find_vpp
 from harness.runtime.docker import DockerError, engine_client
 from harness.runtime.images import default_recipes, image_exists
 from harness.topology import numa
+from harness.topology.resources import process_commands
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Capability:
     available: bool
     detail: str
     how_to_get: str = ""
+    warning: bool = False
+    """Not a missing capability but something to fix: shown with "!!"."""
 
 
 def testpmd_capability() -> Capability:
@@ -114,8 +118,70 @@ def vpp_capability(vpp_bin: str | None, vpp_image: str | None) -> Capability:
     )
 
 
+UNIX_TABLE = Path("/proc/net/unix")
+_UNIX_LISTENING = 0x10000  # __SO_ACCEPTCON in the Flags column
+_MEMIF_DEVARGS = re.compile(r"net_memif[^\s]*")
+ABSTRACT_HOW_TO = (
+    "use filesystem sockets in a 0700 directory (DPDK: socket-abstract=no; memif-ref: "
+    "without --abstract; VPP: a path without abstract:)"
+)
+
+
+def abstract_sockets_in_use(unix_table: Path = UNIX_TABLE) -> list[str]:
+    """Listening abstract AF_UNIX sockets of this network namespace whose name says memif.
+
+    Args:
+        unix_table: The socket table to read (/proc/net/unix, or a test's copy).
+    """
+    try:
+        lines = unix_table.read_text().splitlines()[1:]
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8 or not fields[7].startswith("@"):
+            continue
+        if int(fields[3], 16) & _UNIX_LISTENING and "memif" in fields[7].lower():
+            found.append(fields[7])
+    return sorted(set(found))
+
+
+def abstract_sockets_configured(proc: Path = Path("/proc")) -> list[str]:
+    """Running memif peers configured for an abstract socket: memif-ref with --abstract, and
+    DPDK memif vdevs without socket-abstract=no (DPDK's default is abstract).
+
+    Args:
+        proc: The proc filesystem (a test's fake tree).
+    """
+    found = []
+    for pid, command in process_commands(proc):
+        arguments = command.split()
+        if "reference_impl.cli" in command and "--abstract" in arguments:
+            found.append(f"pid {pid}: memif-ref --abstract")
+        for devargs in _MEMIF_DEVARGS.findall(command):
+            if "socket-abstract=no" not in devargs:
+                found.append(f"pid {pid}: DPDK {devargs} (abstract unless socket-abstract=no)")
+    return found
+
+
+def abstract_socket_warnings(
+    unix_table: Path = UNIX_TABLE, proc: Path = Path("/proc")
+) -> list[Capability]:
+    """A warning per abstract memif socket in use or configured: its name is visible to,
+    and connectable by, every process of the network namespace (no file permissions)."""
+    why = "abstract socket: any process of this network namespace can see and connect to it"
+    return [
+        Capability(f"abstract socket {name}", False, f"listening; {why}", ABSTRACT_HOW_TO, True)
+        for name in abstract_sockets_in_use(unix_table)
+    ] + [
+        Capability("abstract socket configured", False, f"{what}; {why}", ABSTRACT_HOW_TO, True)
+        for what in abstract_sockets_configured(proc)
+    ]
+
+
 def check(vpp_bin: str | None = None, vpp_image: str | None = None) -> list[Capability]:
-    """Probe everything once."""
+    """Probe everything once (abstract memif sockets in use or configured are warnings)."""
     return [
         testpmd_capability(),
         *docker_capabilities(),
@@ -129,6 +195,7 @@ def check(vpp_bin: str | None = None, vpp_image: str | None = None) -> list[Capa
             "two polling peers need two CPUs",
         ),
         *kernel_capabilities(),
+        *abstract_socket_warnings(),
     ]
 
 
@@ -138,10 +205,10 @@ def as_json(capabilities: list[Capability]) -> list[dict[str, Any]]:
 
 
 def render(capabilities: list[Capability]) -> str:
-    """One line per capability, with the way to get each missing one."""
+    """One line per capability, with the way to get each missing one ("!!": a warning)."""
     lines = []
     for capability in capabilities:
-        mark = "ok " if capability.available else "-- "
+        mark = "ok " if capability.available else "!! " if capability.warning else "-- "
         line = f"{mark} {capability.name}: {capability.detail}"
         if not capability.available and capability.how_to_get:
             line += f"\n      how to get it: {capability.how_to_get}"

@@ -24,6 +24,7 @@ from typing import Any, Final
 import pytest
 
 from harness import doctor
+from harness.masking import mask_text, mask_value
 from harness.peers.base import (
     Activity,
     CheckReport,
@@ -153,15 +154,17 @@ class CaseRecord:
     artifacts: list[Artifact] = dataclasses.field(default_factory=list)
     peers: list[StartedPeer] = dataclasses.field(default_factory=list)
     trace: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    secrets: set[str] = dataclasses.field(default_factory=set)
+    """Secrets the case's peers were given: masked in everything the case writes."""
 
     def crashed_peers(self) -> list[StartedPeer]:
         """The case's peers that died by a signal nobody sent them."""
         return [started for started in self.peers if _crashed(started.peer)]
 
     def save_log(self, started: StartedPeer) -> None:
-        """Keep the peer's log as an artifact of the case."""
+        """Keep the peer's log (secrets masked) as an artifact of the case."""
         try:
-            text = started.peer.logs()
+            text = self.mask(started.peer.logs())
         except Exception as exc:  # a log we cannot read must not hide the verdict
             text = f"(log unavailable: {exc})"
         filename = f"{started.name}-{started.kind}.log"
@@ -198,9 +201,14 @@ class CaseRecord:
         )
         self._add_artifact(Artifact("pcap", stored, description))
 
+    def mask(self, text: str) -> str:
+        """`text` with the case's secrets (and anything spelled as a secret) masked."""
+        return mask_text(text, self.secrets)
+
     def save_trace(self, trace: list[dict[str, Any]], *, taps: int) -> None:
-        """Keep the control-channel trace on the record and as a JSON artifact."""
-        self.trace.extend(trace)
+        """Keep the control-channel trace (secrets masked) on the record and as a JSON
+        artifact."""
+        self.trace.extend(mask_value(trace, self.secrets))
         path = self._artifact_path("control-trace.json")
         if path is None:
             return
@@ -602,6 +610,8 @@ class HarnessSession:
     server_cpu: int = 0
     client_cpu: int = dataclasses.field(default_factory=lambda: min(1, (os.cpu_count() or 1) - 1))
     probe: CapabilityProbe = dataclasses.field(default_factory=CapabilityProbe)
+    socket_group: int | None = None
+    """Group id of the cases' socket directories (mode 0750); None: mode 0700."""
     _sequence: Iterator[int] = dataclasses.field(default_factory=itertools.count)
     containers: Containers | None = None
     """The run's containers (runtime docker only)."""
@@ -755,7 +765,9 @@ class Lab:
     def socket_dir(self) -> Path:
         """The case's socket directory (created on first use, removed at close)."""
         if self._socket_dir is None:
-            self._socket_dir = self.session.label.make_socket_dir("case")
+            self._socket_dir = self.session.label.make_socket_dir(
+                "case", group=self.session.socket_group
+            )
         return self._socket_dir
 
     def socket_path(self) -> str:
@@ -769,6 +781,9 @@ class Lab:
 
     def spec(self, role: Role, **overrides: Any) -> MemifSpec:
         """The default spec of a role (filesystem socket of the case), with overrides."""
+        secret = overrides.get("secret")
+        if isinstance(secret, str) and secret:
+            self.record.secrets.add(secret)  # masked in the case's files, even if refused
         fields: dict[str, Any] = {"socket_path": self.socket_path(), **overrides}
         return MemifSpec(role=role, **fields)
 
@@ -1456,7 +1471,7 @@ def _keep_attack_report(record: CaseRecord, name: str, facts: Mapping[str, Any])
         return
     record.artifact_dir.mkdir(parents=True, exist_ok=True)
     path = record.artifact_dir / f"attack-{name}.json"
-    path.write_text(json.dumps(facts, indent=1, sort_keys=True))
+    path.write_text(json.dumps(mask_value(facts, record.secrets), indent=1, sort_keys=True))
     stored = str(path.relative_to(record.artifact_base))
     if all(artifact.path != stored for artifact in record.artifacts):
         description = f"hostile client's report of attack {name}: what went each way"

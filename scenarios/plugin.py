@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -29,7 +29,7 @@ from harness.results import (
     host_facts,
     project_commit,
 )
-from harness.topology.labels import registered_run
+from harness.topology.labels import LabelError, RunLabel, registered_run, socket_group_id
 from scenarios import api
 
 RESULTS_FILE = "results.json"
@@ -55,6 +55,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--report-dir", default=None, help="write results.json and artifacts here")
     group.addoption("--runtime", default="local", help=f"where peers run: {', '.join(RUNTIMES)}")
+    group.addoption(
+        "--socket-group",
+        default=None,
+        help="group (name or id) that may reach the cases' sockets: their directories get "
+        "mode 0750 and this group instead of mode 0700",
+    )
     group.addoption(
         "--case-timeout",
         type=float,
@@ -202,6 +208,7 @@ class ScenarioRun:
         runtime: str,
         case_timeout: float,
     ) -> None:
+        socket_group = _socket_group(config)  # refuse a bad group before registering
         self.config = config
         self.kinds = kinds
         self.report_dir = report_dir
@@ -209,7 +216,7 @@ class ScenarioRun:
         self.started = time.time()
         self._registration = registered_run()
         label = self._registration.__enter__()
-        self.session = api.HarnessSession(label, runtime)
+        self.session = api.HarnessSession(label, runtime, socket_group=socket_group)
         config.stash[api.SESSION_KEY] = self.session
         self.cases: list[CaseResult] = []
         self.total = 0
@@ -414,9 +421,9 @@ class ScenarioRun:
             server_peer=server_kind,
             client_peer=client_kind,
             verdict=verdict,
-            reason="; ".join(reasons),
-            expected="\n".join(f"{check.what}: {check.expected}" for check in record.checks),
-            observed="\n".join(observed),
+            reason=record.mask("; ".join(reasons)),
+            expected=record.mask("\n".join(f"{c.what}: {c.expected}" for c in record.checks)),
+            observed=record.mask("\n".join(observed)),
             steps=sections.get("Steps", ""),
             verify=sections.get("Verify", ""),
             duration=round(float(item.stash[_DURATION_KEY]), 3),
@@ -457,7 +464,7 @@ class ScenarioRun:
         if missing is not None:
             return f"unavailable: {missing}"
         prefix = self.session.label.dpdk_prefix("version")
-        with tempfile.TemporaryDirectory(prefix="memif-version-") as workdir:
+        with _labelled_dir(self.session.label, "version") as workdir:
             try:
                 spec = MemifSpec(Role.SERVER, str(Path(workdir) / "unused.sock"))
                 peer = self.session.make_peer(kind, spec, Path(workdir), 0, prefix)
@@ -475,6 +482,31 @@ class ScenarioRun:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _socket_group(config: pytest.Config) -> int | None:
+    """The group id of --socket-group (None without it).
+
+    Raises:
+        pytest.UsageError: no such group.
+    """
+    group = config.getoption("--socket-group")
+    if group is None:
+        return None
+    try:
+        return socket_group_id(group)
+    except LabelError as exc:
+        raise pytest.UsageError(f"--socket-group: {exc}") from None
+
+
+@contextlib.contextmanager
+def _labelled_dir(label: RunLabel, purpose: str) -> Iterator[Path]:
+    """A run-labelled 0700 directory for the block (`reap` finds it if the run dies)."""
+    path = label.make_socket_dir(purpose)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _kinds(item: pytest.Item) -> tuple[str, str]:

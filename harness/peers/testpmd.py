@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import IO, Final, Self
 
 from harness.errors import LogTailError
+from harness.masking import mask_text
 from harness.topology.hugepages import hugepages_available, hugetlbfs_mounts
 from reference_impl.wire import SECRET_SIZE
 
@@ -1025,7 +1026,7 @@ class TestpmdProcess:
         }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("wb")
-        self._log_file.write(("$ " + " ".join(self.argv) + "\n").encode())
+        self._log_file.write(("$ " + mask_text(" ".join(self.argv)) + "\n").encode())
         try:
             self.transport.start(self.argv)
         except BaseException:

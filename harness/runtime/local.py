@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from harness.masking import mask_text
 from harness.topology.numa import Placement
 
 _POLL = 0.02
@@ -57,7 +58,7 @@ class LocalProcess:
         self._signals_sent: set[int] = set()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
-        header = ("$ " + " ".join(self.argv) + "\n").encode()
+        header = ("$ " + mask_text(" ".join(self.argv)) + "\n").encode()  # no secret in logs
         self._log.write(header)
         self._log.flush()
         self._header_size = len(header)

@@ -200,19 +200,46 @@ class RunLabel:
         """Directory name prefix ``memif-harness-<runid>-<purpose>-``."""
         return f"{SOCKET_DIR_PREFIX}-{self.run_id}-{_check_role(purpose)}-"
 
-    def make_socket_dir(self, purpose: str = "sock", tmp_dir: Path = DEFAULT_TMP_DIR) -> Path:
-        """Create a fresh mode-0700 directory ``<tmp_dir>/memif-harness-<runid>-<purpose>-*``.
+    def make_socket_dir(
+        self, purpose: str = "sock", tmp_dir: Path = DEFAULT_TMP_DIR, group: int | None = None
+    ) -> Path:
+        """Create a fresh directory ``<tmp_dir>/memif-harness-<runid>-<purpose>-*``.
+
+        Its mode is 0700 (only this user reaches the sockets in it), or 0750 with `group`
+        as its group (members may reach them too: see `socket_group_id`).
 
         Args:
             purpose: what the directory is for (a role-like word).
             tmp_dir: parent directory, /tmp unless a test says otherwise.
+            group: a group id that may use the directory, or None for nobody else.
 
         Returns:
             The new directory's path.
         """
         path = Path(tempfile.mkdtemp(prefix=self.socket_dir_prefix(purpose), dir=tmp_dir))
-        os.chmod(path, 0o700)  # mkdtemp already does; keep the promise explicit
+        if group is None:
+            os.chmod(path, 0o700)  # mkdtemp already does; keep the promise explicit
+        else:
+            os.chown(path, -1, group)
+            os.chmod(path, 0o750)
         return path
+
+
+def socket_group_id(group: str | int) -> int:
+    """The group id of a group name or number (for `--socket-group`).
+
+    Raises:
+        LabelError: there is no such group.
+    """
+    import grp
+
+    try:
+        entry = grp.getgrgid(group) if isinstance(group, int) else grp.getgrnam(group)
+    except KeyError:
+        if isinstance(group, str) and group.isdigit():
+            return socket_group_id(int(group))
+        raise LabelError(f"socket group {group!r}: no such group on this host") from None
+    return entry.gr_gid
 
 
 # --------------------------------------------------------------------------- registry
