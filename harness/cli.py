@@ -115,6 +115,14 @@ def _default_peers(runtime: str = "local") -> list[str]:
     return ["reference"]
 
 
+def _soak(args: argparse.Namespace) -> int:
+    """Run the matrix --runs times; exit 1 on a leak or a verdict that differs between runs."""
+    from harness import soak
+
+    peers = [p for p in (args.peers or "").split(",") if p] or _default_peers(args.runtime)
+    return soak.command(args, peers)
+
+
 def _report(args: argparse.Namespace) -> int:
     from harness.report import write
 
@@ -200,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
         "pytest's own output instead",
     )
     run_parser.set_defaults(handler=_run)
+    soak_parser = sub.add_parser("soak", help="the matrix N times: leaks and flaky verdicts")
+    from harness import soak
+
+    soak.add_arguments(soak_parser)
+    soak_parser.set_defaults(handler=_soak)
     report_parser = sub.add_parser("report", help="re-render reports from a results.json")
     report_parser.add_argument("results", help="path of results.json")
     report_parser.add_argument("--out", help="directory (default: beside results.json)")
