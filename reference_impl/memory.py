@@ -48,7 +48,7 @@ class Region:
             self.mmap = mmap.mmap(
                 fd, self.mapped_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, OverflowError) as exc:  # u64 sizes overflow ssize_t
             raise RegionError(f"mmap of {self.mapped_size} bytes failed: {exc}") from exc
         self.fd = fd
         self.size = size

@@ -97,6 +97,19 @@ def test_mapping_empty_fd_raises() -> None:
         os.close(fd)
 
 
+@pytest.mark.parametrize("size", [1 << 63, (1 << 64) - 1])
+def test_u64_region_size_on_an_unsized_fd_is_a_region_error(size: int) -> None:
+    """ADD_REGION sizes are u64; on an fd without a size (an eventfd) a size past ssize_t
+    used to raise OverflowError out of CONNECT (found by `memif-ref fuzz`)."""
+    fd = os.eventfd(0, os.EFD_CLOEXEC)
+    try:
+        with pytest.raises(RegionError, match="mmap of"):
+            Region(fd, size, owns_fd=False)
+        assert _fd_is_open(fd)
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("size", [0, -1])
 def test_non_positive_size_raises(region: Region, size: int) -> None:
     with pytest.raises(RegionError):
