@@ -517,7 +517,7 @@ class ClientEndpoint(_Endpoint):
             except OSError as exc:
                 return session.protocol.disconnect(f"Failed to alloc memif region: {exc}")
         elif isinstance(event, protocol.Connected):
-            self._bring_up(session)
+            return self._bring_up(session)
         return []
 
     def _build_memory(self, session: Session, negotiated: protocol.Negotiated) -> None:
@@ -568,12 +568,18 @@ class ClientEndpoint(_Endpoint):
             announced_rings,
         )
 
-    def _bring_up(self, session: Session) -> None:
+    def _bring_up(self, session: Session) -> list[protocol.Event]:
+        """CONNECTED arrived: check the cookies we wrote are still there, then build the link.
+
+        A server that overwrote one is refused, as DPDK's client does (fact sheet §3.5).
+        """
         assert self.layout is not None and self._memory is not None
         shape = self.layout
         regions, eventfds = self._memory
         queues: dict[RingType, list[QueueRing]] = {RingType.C2S: [], RingType.S2C: []}
         owned: dict[RingType, list[ring.OwnedBuffers]] = {RingType.C2S: [], RingType.S2C: []}
+        ours = _BYTE_SWAPPED_COOKIE if Fault.WRONG_COOKIE in self.config.faults else wire.COOKIE
+        wrong: str | None = None
         for position, (ring_type, index) in enumerate(shape.rings()):
             view = ring.RingView(
                 regions[0],
@@ -581,10 +587,16 @@ class ClientEndpoint(_Endpoint):
                 shape.log2_ring_size,
                 self.cache_line,
             )
+            if view.cookie != ours and wrong is None:
+                wrong = f"Wrong cookie on {ring_type.name} ring {index}"
             queues[ring_type].append(QueueRing(view, eventfds[position]))
             owned[ring_type].append(
                 _own_buffers(shape, regions, ring_type, index, self.config.faults)
             )
+        if wrong is not None:  # the memory stays in _memory: _drop frees it
+            for queue in (*queues[RingType.C2S], *queues[RingType.S2C]):
+                queue.view.release()
+            return session.protocol.disconnect(wrong)
         max_frame = (
             wire.ETHERNET_MAX_FRAME if self.config.mode is wire.InterfaceMode.ETHERNET else None
         )
@@ -604,6 +616,7 @@ class ClientEndpoint(_Endpoint):
         session.link = self.link
         self._watch_interrupts(self.link)
         self._memory = None
+        return []
 
     def _drop(self, session: Session) -> None:
         if self._memory is not None:  # handshake failed before the link took the memory

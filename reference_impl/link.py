@@ -38,6 +38,8 @@ class Counters:
     tx_chained: int = 0
     tx_errors: int = 0
     rx_open_chains: int = 0  # times the peer published an index inside a chain (§5.5)
+    ring_errors: int = 0  # rings the peer corrupted (index moved back or too far, endless
+    # chain, bad buffer posted to fill): each stops the link, which then disconnects
     rx_interrupts: int = 0  # interrupts the peer raised on our RX eventfds, read to clear (§6)
     tx_interrupts: int = 0  # eventfd signals we sent (only while the peer's MASK_INT is clear)
 
@@ -66,6 +68,7 @@ class QueueRing:
     view: RingView
     eventfd: int
     cursor: int = 0  # next slot to produce into (TX) or consume from (RX)
+    peer_seen: int = 0  # the peer's index (head or tail) when we last read it (§5.1)
 
 
 class Link:
@@ -126,6 +129,8 @@ class Link:
             queue.cursor = queue.view.head if role is Role.CLIENT else queue.view.tail
         for queue in self.rx:
             queue.cursor = queue.view.tail
+        for queue in (*self.tx, *self.rx):
+            queue.peer_seen = queue.cursor
         if role is Role.CLIENT:
             for index in range(len(self.rx)):
                 self._post_free(index)
@@ -135,17 +140,63 @@ class Link:
     def tx_space(self, queue: int = 0) -> int:
         """Free slots this side may fill on TX `queue` right now."""
         q = self.tx[queue]
-        if self.role is Role.CLIENT:
-            used = (q.cursor - q.view.tail) & _INDEX_MASK
-            if used > q.view.size:
-                raise RingError(
-                    f"server tail is {used} slots behind head on a ring of {q.view.size}"
-                )
-            return q.view.size - used
-        posted = (q.view.head - q.cursor) & _INDEX_MASK
-        if posted > q.view.size:
-            raise RingError(f"client posted {posted} buffers on a ring of {q.view.size}")
-        return posted
+        if self.role is Role.CLIENT:  # the server's tail: up to our head, never back
+            tail = self._peer_index(q, q.cursor, queue, rx=False)
+            return q.view.size - ((q.cursor - tail) & _INDEX_MASK)
+        # the client's head: the buffers it posted, at most a ring past our tail
+        head = self._peer_index(q, q.cursor + q.view.size, queue, rx=False)
+        return (head - q.cursor) & _INDEX_MASK
+
+    def _peer_index(self, q: QueueRing, limit: int, queue: int, *, rx: bool) -> int:
+        """The peer's index on ring `q` (the client's head, the server's tail), checked.
+
+        It only moves forward (§5.1), from where we last saw it up to `limit`, what we
+        made available to it (our head for a C2S tail, the buffers we posted for an S2C
+        tail, a ring past our tail for a head): a scalar check, once per burst.
+
+        Raises:
+            RingError: the index moved backwards or past `limit`.
+        """
+        index = q.view.head if self.role is Role.SERVER else q.view.tail
+        seen = q.peer_seen
+        ahead = (index - seen) & _INDEX_MASK
+        allowed = (limit - seen) & _INDEX_MASK
+        if ahead > allowed:
+            name = self._index_name(queue, rx=rx)
+            if (seen - index) & _INDEX_MASK < ahead:
+                raise RingError(f"{name} moved backwards from {seen} to {index}")
+            raise RingError(
+                f"{name} moved {ahead} slots from {seen}, {allowed} at most on a "
+                f"ring of {q.view.size}"
+            )
+        q.peer_seen = index
+        return index
+
+    def _rx_end(self, queue: int) -> int:
+        """The peer's checked index on RX `queue`; on a violation the link stops and our
+        own cursor comes back (nothing to take)."""
+        q = self.rx[queue]
+        limit = q.cursor + q.view.size - self._held[queue]  # the buffers we posted (client)
+        try:
+            return self._peer_index(q, limit, queue, rx=True)
+        except RingError as exc:
+            self._stop(exc, rx=True)
+            return q.cursor
+
+    def _index_name(self, queue: int, *, rx: bool) -> str:
+        """The peer's index of a ring, by name: "C2S ring 0: head" for a server's RX."""
+        kind = "C2S" if rx == (self.role is Role.SERVER) else "S2C"
+        return f"{kind} ring {queue}: {'head' if self.role is Role.SERVER else 'tail'}"
+
+    def _stop(self, exc: RingError, *, rx: bool) -> None:
+        """The peer corrupted a ring: count it and stop the link (the endpoint then sends
+        DISCONNECT with `error` as the reason)."""
+        if rx:
+            self.counters.rx_errors += 1
+        else:
+            self.counters.tx_errors += 1
+        self.counters.ring_errors += 1
+        self.error = str(exc)
 
     def tx_in_flight(self) -> int:
         """Slots filled on our TX rings that the peer has not consumed yet (all queues)."""
@@ -170,8 +221,7 @@ class Link:
         try:
             return self._transmit(batch, queue)
         except RingError as exc:
-            self.counters.tx_errors += 1
-            self.error = str(exc)
+            self._stop(exc, rx=False)
             return 0
 
     def _transmit(self, batch: PacketBatch, queue: int) -> int:
@@ -260,7 +310,7 @@ class Link:
             return self.receive_in_place(queue).batch(copy)
         recorder = self.recorder
         q = self.rx[queue]
-        end = q.view.tail if self.role is Role.CLIENT else q.view.head
+        end = self._rx_end(queue)
         try:
             result = rings.consume(
                 q.view,
@@ -272,8 +322,7 @@ class Link:
                 owned=self._refill[queue] if self._refill else None,
             )
         except RingError as exc:
-            self.counters.rx_errors += 1
-            self.error = str(exc)
+            self._stop(exc, rx=True)
             return PacketBatch.empty()
         if result.slots:
             q.cursor = (q.cursor + result.slots) & _INDEX_MASK
@@ -314,8 +363,7 @@ class Link:
         try:
             space = self.tx_space(queue) if self.error is None else 0
         except RingError as exc:  # the server corrupted the ring: stop, as transmit does
-            self.counters.tx_errors += 1
-            self.error = str(exc)
+            self._stop(exc, rx=False)
             space = 0
         return rings.own_rows(self._tx_owned[queue], q.view, q.cursor, min(count, space))
 
@@ -362,14 +410,14 @@ class Link:
         """
         if self.role is not Role.CLIENT or not self._refill:
             raise RingError("only a client receives into its own buffers")
-        self.release_received(queue)
         q = self.rx[queue]
-        end = q.view.tail if self.error is None else q.cursor
+        # checked against the buffers posted before the held ones go back
+        end = self._rx_end(queue) if self.error is None else q.cursor
+        self.release_received(queue)
         try:
             got = rings.consume_in_place(q.view, self._refill[queue], q.cursor, end, self.max_frame)
         except RingError as exc:
-            self.counters.rx_errors += 1
-            self.error = str(exc)
+            self._stop(exc, rx=True)
             got = rings.consume_in_place(q.view, self._refill[queue], 0, 0)
         if got.slots:
             q.cursor = (q.cursor + got.slots) & _INDEX_MASK
