@@ -1,8 +1,11 @@
-"""Benchmark: reference client TX vs testpmd client TX into a testpmd server in rxonly.
+"""Benchmark: the reference datapath against testpmd, three cases in one run.
 
-Both transmitters run on CPU 1 and the receiving testpmd on CPU 0, in the same run, so the
-ratio is meaningful on a noisy host. The rate is what the receiving testpmd counts while
-the link is up (its counters reset at disconnect).
+Per frame size: reference client `source` -> testpmd server rxonly, testpmd client txonly
+-> testpmd server rxonly, and reference client `source` -> reference server `sink` (the
+reference's frames carry their stamps, and its sink reads them). Transmitters run on CPU 1,
+receivers on CPU 0, all in the same run, so the ratios are meaningful on a noisy host.
+A testpmd receiver's rate is what its port counters show while the link is up; the
+reference sink's is read from its status file (counters and the time they were written).
 
     python -m harness.bench_reference [--sizes 64,1024] [--seconds 3]
 """
@@ -21,6 +24,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from harness.peers.testpmd import MemifRole, TestpmdConfig, TestpmdMemifPort, TestpmdProcess
 
@@ -31,12 +35,14 @@ WARMUP_SECONDS = 1.0
 
 @dataclasses.dataclass(frozen=True)
 class Rate:
-    """One measured transmitter at one frame size."""
+    """One measured transmitter -> receiver pair at one frame size."""
 
     sender: str
     frame_size: int
     rx_pps: float
     rx_gbps: float
+    receiver: str = "testpmd"
+    latency: dict[str, Any] | None = None  # the reference sink's, over its whole run
 
 
 @contextmanager
@@ -57,6 +63,11 @@ def _receiver(workdir: Path, binary: str) -> Iterator[tuple[TestpmdProcess, Path
         process.stop()
 
 
+def _memif_ref(cpu: int, *args: str) -> list[str]:
+    """argv of memif-ref pinned to `cpu`."""
+    return ["taskset", "-c", str(cpu), sys.executable, "-m", "reference_impl.cli", *args]
+
+
 def _measure(receiver: TestpmdProcess, seconds: float) -> tuple[float, float]:
     receiver.wait_for_link(0, timeout=15.0)
     deadline = time.monotonic() + 10.0
@@ -73,11 +84,10 @@ def measure_reference(size: int, seconds: float, workdir: Path, binary: str) -> 
     """The reference client (memif-ref source) transmitting to testpmd rxonly."""
     with _receiver(workdir, binary) as (receiver, sock):
         budget = WARMUP_SECONDS + seconds + 15.0
-        argv = [
-            "taskset", "-c", str(SENDER_CPU), sys.executable, "-m", "reference_impl.cli",
-            "client", "--socket", str(sock), "--timeout", str(budget), "--json",
+        argv = _memif_ref(
+            SENDER_CPU, "client", "--socket", str(sock), "--timeout", str(budget), "--json",
             "source", "--count", str(10**10), "--size", str(size),
-        ]  # fmt: skip
+        )  # fmt: skip
         sender = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             pps, gbps = _measure(receiver, seconds)
@@ -105,21 +115,98 @@ def measure_testpmd(size: int, seconds: float, workdir: Path, binary: str) -> Ra
     return Rate("testpmd", size, pps, gbps)
 
 
+def _sink_counter(status: Path) -> tuple[int, float] | None:
+    """(frames received, when the status file was written) of a memif-ref sink."""
+    try:
+        written = status.stat().st_mtime
+        counters = json.loads(status.read_text()).get("counters") or {}
+    except (OSError, ValueError):
+        return None  # not written yet, or replaced between stat and read
+    return int(counters.get("rx_frames", 0)), written
+
+
+def _wait_sink_counting(status: Path, sink: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (read := _sink_counter(status)) is None or read[0] == 0:
+        if sink.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("no traffic reached the reference sink")
+        time.sleep(0.05)
+
+
+def _rate_over(status: Path, seconds: float) -> float:
+    """Frames per second the sink counted over `seconds` (two status files apart)."""
+    first = _sink_counter(status)
+    time.sleep(seconds)  # the measured interval itself
+    last = _sink_counter(status)
+    if first is None or last is None or last[1] <= first[1]:
+        raise RuntimeError("the reference sink stopped writing its status")
+    return (last[0] - first[0]) / (last[1] - first[1])
+
+
+def measure_reference_pair(size: int, seconds: float, workdir: Path) -> Rate:
+    """The reference client (memif-ref source) transmitting to a reference server sink."""
+    sock = workdir / f"ref-{uuid.uuid4().hex[:6]}.sock"
+    status = workdir / f"{sock.stem}.status"
+    budget = WARMUP_SECONDS + seconds + 2.0  # the source's own bound
+    sink = subprocess.Popen(
+        _memif_ref(
+            RECEIVER_CPU, "server", "--socket", str(sock), "--timeout", str(budget + 15.0),
+            "--once", "--json", "--status", str(status), "sink",
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    sender = None
+    try:
+        deadline = time.monotonic() + 10.0
+        while not sock.exists():
+            if sink.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the reference sink did not start listening")
+            time.sleep(0.02)
+        sender = subprocess.Popen(
+            _memif_ref(
+                SENDER_CPU, "client", "--socket", str(sock), "--timeout", str(budget + 10.0),
+                "--json", "source", "--count", str(10**10), "--size", str(size),
+                "--seconds", str(budget),
+            ),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _wait_sink_counting(status, sink, 15.0)
+        time.sleep(WARMUP_SECONDS)  # a warm-up interval, as for testpmd
+        pps = _rate_over(status, seconds)
+        sender.communicate(timeout=budget + 15.0)
+        out, _ = sink.communicate(timeout=30.0)
+        result = json.loads(out.decode().strip().splitlines()[-1]).get("result", {})
+    finally:
+        for process in (sender, sink):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
+    gbps = pps * size * 8 / 1e9
+    return Rate("reference", size, pps, gbps, receiver="reference", latency=result.get("latency"))
+
+
 def run(sizes: Sequence[int], seconds: float, binary: str) -> list[Rate]:
-    """Measure both transmitters at every size, in one run."""
+    """Measure the three pairs at every size, in one run."""
     workdir = Path(tempfile.mkdtemp(prefix="memif-bench-"))
     try:
         rates = []
         for size in sizes:
             rates.append(measure_reference(size, seconds, workdir, binary))
             rates.append(measure_testpmd(size, seconds, workdir, binary))
+            rates.append(measure_reference_pair(size, seconds, workdir))
         return rates
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _pick(rates: Sequence[Rate], sender: str, receiver: str, size: int) -> Rate:
+    return next(
+        r for r in rates if (r.sender, r.receiver, r.frame_size) == (sender, receiver, size)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print both rates and their ratio per frame size."""
+    """Print the three rates and their ratios to testpmd -> testpmd per frame size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="64,1024", help="frame sizes, comma separated")
     parser.add_argument("--seconds", type=float, default=3.0, help="measurement per case")
@@ -131,12 +218,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps([dataclasses.asdict(rate) for rate in rates]))
         return 0
-    print(f"{'size':>6} {'reference Mpps':>15} {'testpmd Mpps':>13} {'ratio':>6}")
+    print(
+        f"{'size':>5} {'ref->testpmd':>12} {'testpmd->testpmd':>16} {'ratio':>6} "
+        f"{'ref->ref':>9} {'ratio':>6}  ref->ref latency p50/p99 us"
+    )
     for size in sizes:
-        ref = next(r for r in rates if r.sender == "reference" and r.frame_size == size)
-        tpm = next(r for r in rates if r.sender == "testpmd" and r.frame_size == size)
-        ratio = ref.rx_pps / tpm.rx_pps if tpm.rx_pps else float("nan")
-        print(f"{size:>6} {ref.rx_pps / 1e6:>15.3f} {tpm.rx_pps / 1e6:>13.3f} {ratio:>6.3f}")
+        ref = _pick(rates, "reference", "testpmd", size)
+        tpm = _pick(rates, "testpmd", "testpmd", size)
+        pair = _pick(rates, "reference", "reference", size)
+        nan = float("nan")
+        ratio = ref.rx_pps / tpm.rx_pps if tpm.rx_pps else nan
+        pair_ratio = pair.rx_pps / tpm.rx_pps if tpm.rx_pps else nan
+        latency = pair.latency or {}
+        print(
+            f"{size:>5} {ref.rx_pps / 1e6:>12.3f} {tpm.rx_pps / 1e6:>16.3f} {ratio:>6.3f} "
+            f"{pair.rx_pps / 1e6:>9.3f} {pair_ratio:>6.3f}  "
+            f"{latency.get('p50_us', nan):.1f}/{latency.get('p99_us', nan):.1f}"
+        )
+    print("(Mpps; ratios to testpmd->testpmd; receivers on CPU 0, transmitters on CPU 1)")
     return 0
 
 

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Protocol
 
-from reference_impl import frames
+from reference_impl import frames, stamps, traffic
 from reference_impl.link import Link
 from reference_impl.ring import PacketBatch
 
@@ -23,6 +23,8 @@ _WAIT_FOR_CLIENT = 0.01  # seconds per wait while a serving server has no link
 _INTERRUPT_WAIT = 0.1  # seconds an interrupt-mode receiver sleeps at most before re-checking
 _BURST = 256
 _DRAIN_WAIT = 2.0  # seconds a source waits for the peer to consume its last frames
+_PACE_SLEEP = 0.0002  # a paced source waits on the control socket when the next frame is
+# further away than this; closer, it polls (a wait overshoots by tens of microseconds)
 
 
 class LinkDriver(Protocol):
@@ -246,34 +248,30 @@ def sink(
     seconds: float | None,
     keep_serving: bool = False,
 ) -> ActionResult:
-    """Count received frames, bytes and chains (without copying) until a bound is hit.
+    """Count received frames and read their stamps (in place) until a bound is hit.
 
-    With `keep_serving` (a server) frames of successive clients add up.
+    Frames carrying a stamp (reference_impl.stamps) give latency and sequence gaps; the
+    others are counted only. With `keep_serving` (a server) frames of successive
+    clients add up.
     """
     end = min(deadline, time.monotonic() + seconds) if seconds is not None else deadline
     loop = _Loop(driver, end, keep_serving=keep_serving)
-    received = 0
-    first = last = None
+    receiver = traffic.StampReceiver()
     progressed = True
     while (link := loop.link(progressed, wait=_INTERRUPT_WAIT)) is not None:
         progressed = False
         for queue in range(len(link.rx)):
-            got = len(link.receive(queue, copy=False))
-            if got:
+            batch, windows = link.receive_window(queue, stamps.STAMP_OFFSET, stamps.STAMP_SIZE)
+            if len(batch):
                 progressed = True
-                received += got
-                last = time.monotonic()
-                first = first or last
-        if count is not None and received >= count:
+                receiver.add(windows, time.monotonic(), time.monotonic_ns())
+        if count is not None and receiver.received >= count:
             loop.stopped_by = "count"
             break
     if loop.stopped_by == "deadline" and seconds is not None and end < deadline:
         loop.stopped_by = "duration"
-    ok = count is None or received >= count
-    facts: dict[str, Any] = {"received": received, "sessions": loop.sessions}
-    if first is not None and last is not None and last > first:
-        facts["rx_pps"] = received / (last - first)
-    return ActionResult(ok, loop.stopped_by, facts)
+    ok = count is None or receiver.received >= count
+    return ActionResult(ok, loop.stopped_by, {**receiver.facts(), "sessions": loop.sessions})
 
 
 def source(
@@ -284,28 +282,38 @@ def source(
     count: int,
     size: int,
     peer_mac: bytes = frames.BROADCAST_MAC,
+    rate: float | None = None,
+    seconds: float | None = None,
 ) -> ActionResult:
-    """Transmit `count` UDP frames of `size` bytes as fast as the ring allows."""
+    """Transmit `count` stamped UDP frames of `size` bytes, paced at `rate` frames per
+    second or as fast as the ring allows, for at most `seconds`.
+
+    Paced, frames the TX ring has no room for when they are due are counted as `unsent`
+    (never retried). The source ends at the count (paced: frames offered), the duration,
+    the deadline or with the link, then waits (bounded) until the peer consumed the rest.
+    """
     frame = frames.udp_frame(size, addresses.mac, peer_mac, addresses.ip, addresses.peer_ip)
-    burst = PacketBatch.repeat(frame, _BURST)
-    loop = _Loop(driver, deadline)
-    sent = 0
-    started = time.monotonic()
+    generator = traffic.Generator(frame, count=count, rate=rate)
+    end = min(deadline, time.monotonic() + seconds) if seconds is not None else deadline
+    loop = _Loop(driver, end)
     progressed = True
     # a source waits for TX ring space, which no interrupt announces: it polls
-    while sent < count and (link := loop.link(progressed)) is not None:
-        want = min(_BURST, count - sent)
-        went = link.transmit(burst if want == _BURST else burst.head(want))
-        sent += went
-        progressed = went > 0
-    elapsed = time.monotonic() - started
+    while not generator.done and (link := loop.link(progressed)) is not None:
+        now = time.monotonic()
+        progressed = generator.step(link, now)
+        if rate is not None and not progressed:
+            pause = generator.wait(now)
+            if pause > _PACE_SLEEP:  # far from the next frame: wait on the control socket
+                driver.service(min(pause - _PACE_SLEEP / 2, _IDLE_WAIT))
+            progressed = True  # a paced source waiting for its next frame is not idle
+    stopped = generator.last_sent if generator.last_sent is not None else time.monotonic()
     drained = _drain(driver, min(deadline, time.monotonic() + _DRAIN_WAIT))
-    if sent >= count:
+    if generator.done:
         loop.stopped_by = "count"
-    facts: dict[str, Any] = {"sent": sent, "drained": drained}
-    if elapsed > 0:
-        facts["tx_pps"] = sent / elapsed
-    return ActionResult(sent >= count, loop.stopped_by, facts)
+    elif loop.stopped_by == "deadline" and seconds is not None and end < deadline:
+        loop.stopped_by = "duration"
+    facts = {**generator.facts(stopped), "drained": drained}
+    return ActionResult(loop.stopped_by in ("count", "duration"), loop.stopped_by, facts)
 
 
 def _drain(driver: LinkDriver, until: float) -> bool | None:

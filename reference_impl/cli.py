@@ -17,7 +17,17 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from reference_impl import actions, endpoint, frames, hostile, pcap, protocol, wire
+from reference_impl import (
+    actions,
+    endpoint,
+    frames,
+    hostile,
+    iface_traffic,
+    pcap,
+    protocol,
+    traffic_args,
+    wire,
+)
 from reference_impl import forward as forward_mod
 from reference_impl.faults import Fault, parse_faults
 from reference_impl.layout import BufferPlacement
@@ -74,7 +84,11 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The memif-ref argument parser."""
-    parser = _Parser(prog="memif-ref", description="Pure-Python reference memif peer.")
+    parser = _Parser(
+        prog="memif-ref",
+        description="Pure-Python reference memif peer. Traffic on an interface instead of "
+        "memif: memif-ref iface-source --help, memif-ref iface-sink --help.",
+    )
     parser.add_argument("role", choices=["server", "client"])
     parser.add_argument("--socket", required=True, help="socket path (or abstract name)")
     parser.add_argument("--abstract", action="store_true", help="use an abstract socket name")
@@ -197,13 +211,26 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("--size", type=_positive_int, default=64)
     ping.add_argument("--dst", help="peer IPv4 (default: the other role's default)")
     ping.add_argument("--interval", type=float, default=0.01)
-    sink = sub.add_parser("sink", help="count received frames")
+    sink = sub.add_parser(
+        "sink", help="count received frames; latency and sequence gaps from their stamps"
+    )
     sink.add_argument("--count", type=_positive_int)
-    sink.add_argument("--seconds", type=float)
-    source = sub.add_parser("source", help="transmit frames")
-    source.add_argument("--count", type=_positive_int, required=True)
-    source.add_argument("--size", type=_positive_int, default=64)
+    sink.add_argument("--seconds", type=traffic_args.seconds)
+    source = sub.add_parser(
+        "source", help="transmit stamped UDP frames, paced (--rate) or as fast as the ring allows"
+    )
+    source.add_argument("--count", type=_positive_int, required=True, help="frames at most")
+    source.add_argument(
+        "--size", type=traffic_args.stamped_size, default=64, help="frame bytes (default 64)"
+    )
     source.add_argument("--dst", help="peer IPv4 (default: the other role's default)")
+    source.add_argument(
+        "--rate",
+        type=traffic_args.rate,
+        help="frames per second; frames the ring has no room for when due are counted as "
+        "unsent (default: as fast as the ring allows)",
+    )
+    source.add_argument("--seconds", type=traffic_args.seconds, help="stop after this long")
     attack = sub.add_parser(
         "attack",
         help="client: break one protocol rule on purpose and report the server's answer",
@@ -558,7 +585,15 @@ def _run_action(
             window=args.window,
             hold=args.hold,
         )
-    return actions.source(driver, addresses, deadline, count=args.count, size=args.size)
+    return actions.source(
+        driver,
+        addresses,
+        deadline,
+        count=args.count,
+        size=args.size,
+        rate=args.rate,
+        seconds=args.seconds,
+    )
 
 
 def _bridge(
@@ -600,7 +635,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `memif-ref`."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in iface_traffic.COMMANDS:
+        return iface_traffic.main(words)
+    args = build_parser().parse_args(words)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         code, report = _attack(args) if args.action == "attack" else run(args)

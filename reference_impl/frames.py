@@ -27,11 +27,13 @@ DEFAULT_SERVER_IP = "198.18.0.1"
 DEFAULT_CLIENT_IP = "198.18.0.2"
 ETHERNET_HEADER = 14
 IPV4_HEADER = 20
+UDP_HEADER = 8
 MIN_FRAME = 60  # without FCS
 _ETH = struct.Struct("!6s6sH")
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _ICMP_ECHO = struct.Struct("!BBHHH")
 _UDP = struct.Struct("!HHHH")
+assert _UDP.size == UDP_HEADER
 _ARP = struct.Struct("!HHBBH6s4s6s4s")
 _MAC = re.compile(r"[0-9A-Fa-f]{1,2}(?::[0-9A-Fa-f]{1,2}){5}")
 

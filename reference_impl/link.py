@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from reference_impl import fastpath
 from reference_impl import ring as rings
 from reference_impl.faults import Fault
 from reference_impl.memory import Region, drain_eventfd, signal_eventfd
@@ -120,6 +121,7 @@ class Link:
         self.error: str | None = None
         self.faults = faults
         self._open_chain_at: list[int | None] = [None] * len(self.rx)
+        self._copy_images: dict[tuple[int, int], npt.NDArray[np.uint64]] = {}
         self.recorder: FrameRecorder | None = None
         """Gets every burst sent and received, in order (None: nothing is recorded)."""
         self.polling = polling
@@ -266,6 +268,73 @@ class Link:
             self.recorder.record(batch if sent == len(batch) else batch.head(sent))
         return sent
 
+    def transmit_copies(
+        self,
+        template: npt.NDArray[np.uint8],
+        count: int,
+        queue: int = 0,
+        *,
+        fill: fastpath.FrameFill | None = None,
+    ) -> int:
+        """Send up to `count` copies of one frame (as many as fit); returns how many went.
+
+        The same outcome as `transmit` of a batch of these frames (each is written into
+        its own memif buffer), in a few numpy operations: one broadcast copy of
+        `template` per run of slots. `fill(rows, index)` then writes per-frame fields
+        (a sequence number) into the (n, len) rows of the frames about to be published;
+        `index` is the position of the run's first frame in this call.
+        """
+        if self.error is not None or count <= 0:
+            return 0
+        if not template.size:
+            raise ValueError("cannot transmit a zero-length frame")
+        if self.faults or self.recorder is not None:
+            return self._transmit_built(template, count, queue, fill)
+        q = self.tx[queue]
+        owned = self._tx_owned[queue] if self._tx_owned else None
+        length = int(template.size)
+        try:
+            sent = min(count, self.tx_space(queue))
+            if sent == 0:
+                return 0
+            image = self._copy_image(queue, length) if owned is not None else None
+            done = fastpath.produce_copies(
+                q.view, self.regions, q.cursor, sent, template, owned=owned, image=image, fill=fill
+            )
+        except RingError as exc:
+            self._stop(exc, rx=False)
+            return 0
+        if done is None:
+            return self._transmit_built(template, sent, queue, fill)
+        q.cursor = (q.cursor + sent) & _INDEX_MASK
+        self._publish(q)
+        self._signal(q)
+        self.counters.tx_frames += sent
+        self.counters.tx_bytes += sent * length
+        return sent
+
+    def _copy_image(self, queue: int, length: int) -> npt.NDArray[np.uint64]:
+        """The descriptor table of our TX `queue` for frames of `length` (client, cached)."""
+        image = self._copy_images.get((queue, length))
+        if image is None:
+            image = fastpath.own_descriptor_image(self._tx_owned[queue], length)
+            self._copy_images[(queue, length)] = image
+        return image
+
+    def _transmit_built(
+        self,
+        template: npt.NDArray[np.uint8],
+        count: int,
+        queue: int,
+        fill: fastpath.FrameFill | None,
+    ) -> int:
+        """`transmit_copies` through `transmit`: the copies built in a batch first."""
+        rows = np.tile(template, (count, 1))
+        if fill is not None:
+            fill(rows, 0)
+        lengths = np.full(count, template.size, dtype=np.int64)
+        return self.transmit(PacketBatch(rows.reshape(-1), lengths), queue)
+
     def _signal(self, q: QueueRing) -> None:
         """Wake the receiver of a TX ring, unless it masked interrupts (it owns the flag, §6)."""
         if not q.view.interrupts_masked:
@@ -304,26 +373,62 @@ class Link:
         unless a `recorder` needs the bytes. A ring the peer corrupted stops the link, as
         in `transmit`.
         """
+        return self._receive(queue, copy, None)[0]
+
+    def receive_window(
+        self, queue: int, offset: int, width: int
+    ) -> tuple[PacketBatch, npt.NDArray[np.uint8]]:
+        """`receive(copy=False)` plus the `width` bytes at `offset` of every frame.
+
+        The bytes (an (n, width) array, zeros for frames shorter than offset + width) are
+        read in place through a strided view of the buffers: a sink reads a payload
+        stamp without copying frames out.
+        """
+        batch, window = self._receive(queue, False, (offset, width))
+        if window is None:
+            window = fastpath.frame_windows(batch, offset, width)
+        return batch, window
+
+    def _receive(
+        self, queue: int, copy: bool, window: tuple[int, int] | None
+    ) -> tuple[PacketBatch, npt.NDArray[np.uint8] | None]:
         if self.error is not None:
-            return PacketBatch.empty()
+            return PacketBatch.empty(), None
         if self.zero_copy:
-            return self.receive_in_place(queue).batch(copy)
+            got = self.receive_in_place(queue).batch(copy or window is not None)
+            return got, None
         recorder = self.recorder
         q = self.rx[queue]
         end = self._rx_end(queue)
+        want_bytes = copy or (recorder is not None and recorder.needs_bytes)
+        owned = self._refill[queue] if self._refill else None
+        windows = None
         try:
-            result = rings.consume(
+            fast = fastpath.consume_unchained(
                 q.view,
                 self.regions,
                 q.cursor,
                 end,
-                copy=copy or (recorder is not None and recorder.needs_bytes),
+                copy=want_bytes,
                 max_frame=self.max_frame,
-                owned=self._refill[queue] if self._refill else None,
+                owned=owned,
+                window=window,
             )
+            if fast is not None:
+                result, windows = fast
+            else:
+                result = rings.consume(
+                    q.view,
+                    self.regions,
+                    q.cursor,
+                    end,
+                    copy=want_bytes or window is not None,
+                    max_frame=self.max_frame,
+                    owned=owned,
+                )
         except RingError as exc:
             self._stop(exc, rx=True)
-            return PacketBatch.empty()
+            return PacketBatch.empty(), None
         if result.slots:
             q.cursor = (q.cursor + result.slots) & _INDEX_MASK
             if self.role is Role.CLIENT:
@@ -339,10 +444,11 @@ class Link:
             self.counters.rx_frames += len(batch)
             self.counters.rx_bytes += int(batch.lengths.sum())
             assert batch.segments is not None
-            self.counters.rx_chained += int(np.count_nonzero(batch.segments > 1))
+            if fast is None:  # the fast path takes unchained frames only
+                self.counters.rx_chained += int(np.count_nonzero(batch.segments > 1))
             if recorder is not None:
                 recorder.record(batch)
-        return batch
+        return batch, windows
 
     # ------------------------------------------------------------------ zero-copy (client)
     #

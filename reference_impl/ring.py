@@ -237,11 +237,19 @@ def _arithmetic_stride(offsets: I64) -> int | None:
 
 
 def _strided_rows(area: U8, first: int, stride: int, rows: int, width: int) -> U8:
-    """A (rows, width) view of `area` with rows `stride` bytes apart."""
-    base = area[first:]
-    return np.lib.stride_tricks.as_strided(
-        base, shape=(rows, width), strides=(stride if rows > 1 else width, 1), writeable=True
+    """A (rows, width) view of `area` with rows `stride` bytes apart.
+
+    Built with the ndarray constructor, which checks the rows lie inside `area` (and costs
+    a fifth of `as_strided`: it runs once per burst).
+    """
+    view: U8 = np.ndarray(
+        (rows, width),
+        np.uint8,
+        buffer=area,
+        offset=first,
+        strides=(stride if rows > 1 else width, 1),
     )
+    return view
 
 
 def _byte_index(offsets: I64, lengths: I64) -> I64:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from reference_impl.fastpath import FrameFill
 from reference_impl.ring import PacketBatch
 
 # <linux/if_packet.h>, <linux/if_ether.h>, <linux/sockios.h>
@@ -392,6 +393,43 @@ class TpacketPort:
             self._tx_headers["len"][first:end] = run_lengths
         for first, end, _ in _wrap_runs(start, int(lengths.size), size):
             self._tx_status[first:end] = TP_STATUS_SEND_REQUEST  # after the data
+
+    def transmit_copies(self, template: U8, count: int, *, fill: FrameFill | None = None) -> int:
+        """Queue up to `count` copies of one frame in the free TX slots and send them.
+
+        One broadcast copy of `template` per run of slots; `fill(rows, index)` then
+        writes per-frame fields into the (n, len) rows (`index`: the run's first frame
+        in this call). One syscall, as `transmit`.
+
+        Returns:
+            How many copies were queued.
+
+        Raises:
+            ValueError: the frame is empty or longer than the interface takes.
+        """
+        length = int(template.size)
+        if not 0 < length <= self.tx_capacity:
+            raise ValueError(f"frame of {length} bytes: {self.ifname} takes 1..{self.tx_capacity}")
+        status = self._tx_status
+        start = self._tx_cursor
+        queued = _ready_run(status, start, count, free=True) if count > 0 else 0
+        if not queued:
+            self._kick()  # slots may be waiting on an earlier send that failed
+            return 0
+        runs = _wrap_runs(start, queued, status.size)
+        for first, end, at in runs:
+            rows = self._tx_slots[first:end, TX_DATA_OFFSET : TX_DATA_OFFSET + length]
+            rows[...] = template
+            if fill is not None:
+                fill(rows, at)
+            self._tx_headers["len"][first:end] = length
+        for first, end, _ in runs:
+            status[first:end] = TP_STATUS_SEND_REQUEST  # after the data
+        self._tx_cursor = (start + queued) & (status.size - 1)
+        self.counters.tx_frames += queued
+        self.counters.tx_bytes += queued * length
+        self._kick()
+        return queued
 
     def _kick(self) -> None:
         """Ask the kernel to send every slot marked SEND_REQUEST (without waiting)."""
