@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 2 handshake refused (reason printed), 3 timeout, 1 otherwise.
 With --json exactly one JSON object is printed on stdout at exit. The client's `attack`
-action is the hostile client of the robustness suite (reference_impl.hostile).
+action is the hostile client of the robustness suite (reference_impl.hostile). `memif-ref fuzz`
+feeds raw datagrams to the reference control path (reference_impl.fuzz).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from reference_impl import (
     actions,
     endpoint,
     frames,
+    fuzz,
     hostile,
     iface_traffic,
     pcap,
@@ -636,6 +638,8 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `memif-ref`."""
     words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["fuzz"]:  # the control-path fuzzer (reference_impl.fuzz)
+        return fuzz.main(words[1:])
     if words and words[0] in iface_traffic.COMMANDS:
         return iface_traffic.main(words)
     args = build_parser().parse_args(words)
