@@ -190,6 +190,8 @@ class _Endpoint:
                 received = session.channel.receive()
             except BlockingIOError:
                 return
+            except ConnectionResetError:  # the peer closed with our data unread: reported
+                continue  # once, ahead of what it sent before (a DISCONNECT and its reason)
             except OSError:
                 received = None
             if received is None:

@@ -40,6 +40,7 @@ from harness.peers.reasons import DisconnectReason
 from harness.peers.reference import ReferencePeer
 from harness.results import Artifact
 from harness.runtime.docker import DockerRuntime
+from harness.runtime.local import exit_description
 from harness.topology import numa
 from harness.topology.labels import RunLabel
 from harness.traffic.control_tap import ControlTap
@@ -839,9 +840,20 @@ class Lab:
         return StartAttempt(peer, "", "")
 
     def start(self, kind: str, role: Role, **overrides: Any) -> Peer:
-        """Create and start a peer (see `create`); a server is listening when this returns."""
+        """Create and start a peer (see `create`); a server is listening when this returns.
+
+        Raises:
+            PeerError: the peer did not start; when its socket's directory is the cause
+                (read-only, full, missing) the message says so first.
+        """
         peer = self.create(kind, role, **overrides)
-        peer.start()
+        try:
+            peer.start()
+        except PeerError as exc:
+            problem = "" if peer.spec.abstract else socket_dir_problem(peer.spec.socket_path)
+            if not problem or isinstance(exc, PeerCrashed):
+                raise
+            raise PeerError(f"{problem}; {exc.summary}", exc.log_tail) from exc
         return peer
 
     def start_pair(
@@ -951,7 +963,7 @@ class Lab:
         crashed = self.record.crashed_peers()
         if crashed:
             first = crashed[0]
-            raise PeerCrashed(f"{first.kind} {first.name} crashed", _log_tail(first.peer))
+            raise crash_error(f"{first.kind} {first.name}", first.peer)
         if tap_errors:
             raise ControlTapError("; ".join(tap_errors))
         if errors:
@@ -980,6 +992,23 @@ class Lab:
         except OSError as exc:
             failures.append(f"control-channel trace not saved: {exc}")
         return failures
+
+
+def socket_dir_problem(socket_path: str) -> str:
+    """What keeps a socket from being made in its directory ("" if nothing is seen):
+    missing, on a read-only file system, or with no free inode or block left."""
+    directory = os.path.dirname(socket_path) or "."
+    try:
+        fs = os.statvfs(directory)
+    except OSError as exc:
+        return f"socket directory {directory}: {exc.strerror}"
+    if fs.f_flag & os.ST_RDONLY:
+        return f"socket directory {directory} is on a read-only file system"
+    if fs.f_files and not fs.f_favail:
+        return f"socket directory {directory} is full (no free inode)"
+    if fs.f_blocks and not fs.f_bavail:
+        return f"socket directory {directory} is full (no free block)"
+    return ""
 
 
 def _crashed(peer: Peer) -> bool:
@@ -1070,17 +1099,53 @@ def _peers_of(pair: Pair) -> list[tuple[str, Peer]]:
     return found
 
 
-def _describe(status: PeerStatus) -> str:
+def _describe(status: PeerStatus, peer: Peer | None = None) -> str:
     reason = status.disconnect.value if status.disconnect else "none"
     text = f" ({status.disconnect_text!r})" if status.disconnect_text else ""
-    running = "" if status.running else ", exited"
+    cause = exit_cause(peer) if peer is not None else ""
+    running = f", {cause}" if cause else "" if status.running else ", exited"
     return f"link {'up' if status.link_up else 'down'}, reason {reason}{text}{running}"
+
+
+def exit_cause(peer: Peer) -> str:
+    """How a peer's process ended, or that it is stopped; "" while it runs (or unknown).
+
+    "killed by SIGKILL", "exited with status 1", or "process stopped (SIGSTOP): it runs
+    none of its code" for a peer that can neither read its socket nor answer.
+    """
+    process = getattr(peer, "process", None)
+    try:
+        code = getattr(process, "returncode", None)
+        pid = getattr(process, "pid", None)
+    except Exception:  # a transport that cannot tell
+        return ""
+    if isinstance(code, int):
+        return exit_description(code)
+    if isinstance(pid, int) and _process_state(pid) in ("T", "t"):
+        return "process stopped (SIGSTOP): it runs none of its code"
+    return ""
+
+
+def _process_state(pid: int) -> str:
+    """The state letter of /proc/<pid>/stat ("" if there is no such process)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return text[text.rfind(")") + 2 :][:1]
+
+
+def crash_error(name: str, peer: Peer, context: str = "") -> PeerCrashed:
+    """The PeerCrashed of a peer that died by a signal nobody sent: its name, how it died
+    and the tail of its log ("reference server crashed (killed by SIGKILL)")."""
+    cause = exit_cause(peer)
+    return PeerCrashed(f"{name} crashed{context}{f' ({cause})' if cause else ''}", _log_tail(peer))
 
 
 def _raise_if_crashed(pair: Pair) -> None:
     for _, peer in _peers_of(pair):
         if _crashed(peer):
-            raise PeerCrashed(f"{pair.lab.name_of(peer)} crashed", _log_tail(peer))
+            raise crash_error(pair.lab.name_of(peer), peer)
 
 
 def expect_link_up(pair: Pair, timeout: float = LINK_TIMEOUT) -> None:
@@ -1102,7 +1167,7 @@ def expect_link_up(pair: Pair, timeout: float = LINK_TIMEOUT) -> None:
     observed = "; ".join(
         f"{role} link up after {up[role]:.1f} s"
         if up[role] is not None
-        else f"{role}: {_describe(peer.status())}"
+        else f"{role}: {_describe(peer.status(), peer)}"
         for role, peer in _peers_of(pair)
     )
     verify(
@@ -1123,12 +1188,12 @@ def expect_link_down(peer: Peer, timeout: float = LINK_TIMEOUT, what: str = "pee
 
     went_down = poll(down, timeout)
     if _crashed(peer):
-        raise PeerCrashed(f"{what} ({type(peer).kind}) crashed", _log_tail(peer))
+        raise crash_error(f"{what} ({type(peer).kind})", peer)
     verify(
         went_down,
         f"{what} link down",
         expected=f"link down within {timeout:g} s",
-        observed=_describe(last[0]),
+        observed=_describe(last[0], peer),
     )
     return last[0]
 
@@ -1160,7 +1225,7 @@ def expect_refused(
     poll(refused, timeout)
     _raise_if_crashed(pair)
     seen = {role: peer.status() for role, peer in _peers_of(pair)}
-    observed = "; ".join(f"{role}: {_describe(status)}" for role, status in seen.items())
+    observed = "; ".join(f"{role}: {_describe(seen[role], peer)}" for role, peer in _peers_of(pair))
     verify(
         not came_up and not seen["client"].link_up,
         "client link stays down",
@@ -1309,7 +1374,7 @@ def expect_round_trip(pair: Pair, checker: Role, timeout: float = CHECK_TIMEOUT)
             False,
             "numbered frames checked",
             expected=f"the check finishes within {timeout:g} s",
-            observed=f"{_describe_check(report)}; {_describe(peer.status())}",
+            observed=f"{_describe_check(report)}; {_describe(peer.status(), peer)}",
         )
         return
     verify(
@@ -1457,9 +1522,7 @@ def attack(
     if report.answer == hostile.Answer.CLOSED:
         poll(lambda: _crashed(server), CRASH_SHOWS_WITHIN)
     if _crashed(server):
-        raise PeerCrashed(
-            f"{pair.lab.name_of(server)} crashed under attack {name}", _log_tail(server)
-        )
+        raise crash_error(pair.lab.name_of(server), server, f" under attack {name}")
     if report.error is not None:
         raise AttackFailed(f"the hostile client could not carry out attack {name}: {report.error}")
     return result

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from harness.errors import LogTailError
 from harness.peers.base import MemifSpec, PeerCrashed, Role
 from harness.results import (
     CaseResult,
@@ -35,6 +36,8 @@ from scenarios import api
 RESULTS_FILE = "results.json"
 RUNTIMES = api.RUNTIMES
 DEFAULT_CASE_TIMEOUT = 120.0
+_LOG_LINE_MAX = 200
+"""Characters of a program's last log line quoted in an ERROR's reason."""
 _VERDICT_ORDER = (Verdict.PASS, Verdict.SKIP, Verdict.XFAIL, Verdict.FAIL, Verdict.ERROR)
 
 
@@ -574,8 +577,9 @@ def _classify(
         if isinstance(error, PeerCrashed):
             reason, tail = error.args[0].splitlines()[0], error.log_tail
         else:
-            reason = ", ".join(f"{p.kind} {p.name}" for p in crashed) + " crashed"
-            tail = ""
+            errors = [api.crash_error(f"{p.kind} {p.name}", p.peer) for p in crashed]
+            reason = ", ".join(crash.summary for crash in errors)
+            tail = errors[0].log_tail
         observed = f"crash log tail:\n{tail}" if tail else ""
         excused = api.crash_deviation_for(item, crashed) if item is not None else None
         if excused is not None:
@@ -590,4 +594,10 @@ def _classify(
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if isinstance(error, AssertionError):
         first_line = f"assertion outside verify(): {first_line}"
+    if isinstance(error, LogTailError) and error.log_tail.strip():
+        # The program's last words usually name the cause ("No space left on device").
+        last = error.log_tail.strip().splitlines()[-1].strip()
+        said = f" (its log ends: {last[:_LOG_LINE_MAX]})" if last not in first_line else ""
+        reason = f"{type(error).__name__}: {first_line}{said}"
+        return _Phase(Verdict.ERROR, reason, observed=f"log tail:\n{error.log_tail}")
     return _Phase(Verdict.ERROR, f"{type(error).__name__}: {first_line}")

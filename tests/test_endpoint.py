@@ -217,6 +217,26 @@ def test_client_without_server_gets_a_clear_error(sock_dir: Path) -> None:
     client.close()
 
 
+def test_a_peer_that_closes_with_our_hello_unread_still_gets_its_reason_heard(
+    sock_dir: Path,
+) -> None:
+    """Closing with unread data makes the kernel report ECONNRESET once, ahead of what the
+    peer sent before: the DISCONNECT reason must not be lost to it."""
+    path = str(sock_dir / "m.sock")
+    server = ServerEndpoint(path, [InterfaceConfig()])
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        raw.connect(path)
+        assert server.wait_until(lambda: bool(server.sessions), TIMEOUT)  # HELLO sent
+        raw.send(wire.Disconnect(reason="bye").pack())
+        raw.close()  # HELLO never read
+        assert server.wait_until(lambda: not server.sessions, TIMEOUT)
+        assert server.last_disconnect == protocol.Disconnected("bye", by_peer=True)
+    finally:
+        raw.close()
+        server.close()
+
+
 def test_garbage_from_a_raw_client_is_refused_and_server_survives(sock_dir: Path) -> None:
     path = str(sock_dir / "m.sock")
     server = ServerEndpoint(path, [InterfaceConfig()])

@@ -526,6 +526,10 @@ _VERSION_RE: Final = re.compile(r"RTE Version: 'DPDK ([0-9][0-9A-Za-z.\-_+]*)'")
 _VDEV_PROBE_FAILED_RE: Final = re.compile(r"failed to initialize (\S+) device")
 _PORT_CREATED_RE: Final = re.compile(r"^Port (\d+): [0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}\s*$", re.M)
 _EAL_CAUSE_RE: Final = re.compile(r"Cause: (.+)")
+_DRIVER_FAILURE_RE: Final = re.compile(
+    r"^(?:\w+\(\)|EAL): (?:FATAL: )?(?:Failed|failed|Cannot|cannot|No free) .+$", re.M
+)
+"""A driver's own account of a failure (memif_socket_create(): Failed to setup socket ...)."""
 
 
 def _blocks(header: re.Pattern[str], text: str) -> Iterator[tuple[re.Match[str], str]]:
@@ -1073,8 +1077,13 @@ class TestpmdProcess:
             )
 
     def _eal_cause(self) -> str:
-        match = _EAL_CAUSE_RE.search(self.log_text())
-        return f": {match.group(1).strip()}" if match else ""
+        """EAL's exit cause, and the first driver failure before it (testpmd goes on without
+        a port whose probe failed, so its own cause is often a later consequence)."""
+        text = self.log_text()
+        match = _EAL_CAUSE_RE.search(text)
+        driver = _DRIVER_FAILURE_RE.search(text)
+        cause = f": {match.group(1).strip()}" if match else ""
+        return cause + (f"; {driver.group(0).strip()}" if driver else "")
 
     def quit(self, timeout: float = 15.0) -> int | None:
         """Send `quit` and wait for testpmd to exit (it closes ports and removes its socket).

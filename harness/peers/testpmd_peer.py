@@ -36,6 +36,8 @@ from harness.peers.testpmd import (
     hugetlbfs_mounts,
     version,
 )
+from harness.runtime.local import exit_description
+from harness.topology.hugepages import hugepage_state
 from harness.topology.labels import LabelError, RunLabel
 from harness.topology.numa import Placement
 
@@ -232,8 +234,11 @@ class TestpmdPeer(Peer):
 
     def _error(self, message: str, exc: TestpmdError) -> PeerError:
         if self.process.crashed:
-            return PeerCrashed(f"testpmd crashed: {message}", self.process.log_tail())
-        return PeerError(f"{message}: {str(exc).splitlines()[0]}", self.process.log_tail())
+            how = exit_description(self.process.returncode)
+            return PeerCrashed(f"testpmd crashed ({how}): {message}", self.process.log_tail())
+        hugepages = f" (host: {hugepage_state()})" if self.config.hugepages else ""
+        first = str(exc).splitlines()[0]
+        return PeerError(f"{message}: {first}{hugepages}", self.process.log_tail())
 
     def wait_for_link(self, timeout: float) -> bool:
         """Poll `show port info` until the link is up, then start forwarding."""

@@ -22,6 +22,19 @@ _POLL = 0.02
 _TAIL_LINES = 40
 
 
+def exit_description(returncode: int | None) -> str:
+    """How a process ended, from its Popen return code: "killed by SIGKILL", "exited with
+    status 1"; "" while it runs."""
+    if returncode is None:
+        return ""
+    if returncode >= 0:
+        return f"exited with status {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
 class ProcessError(RuntimeError):
     """A local process failed to start or to become ready (message carries the log tail)."""
 
@@ -151,9 +164,13 @@ class LocalProcess:
             return None
 
     def stop(self, grace: float = 3.0) -> int | None:
-        """SIGTERM the process group, SIGKILL after `grace` seconds; returns the exit code."""
+        """SIGTERM the process group, SIGKILL after `grace` seconds; returns the exit code.
+
+        A stopped process (SIGSTOP) is continued after the SIGTERM, so that it acts on it.
+        """
         if self.returncode is None:
             self._signal(signal.SIGTERM)
+            self._signal(signal.SIGCONT)
             if self.wait(grace) is None:
                 self._signal(signal.SIGKILL)
                 self.wait(grace)

@@ -31,6 +31,26 @@ def hugetlbfs_mounts(mounts_file: Path = MOUNTS) -> list[Path]:
     return mounts
 
 
+def hugepage_state(meminfo: Path = MEMINFO) -> str:
+    """Free and total default-size hugepages, for error messages ("0 of 512 hugepages of
+    2048 kB free"); "" if unknown."""
+    try:
+        text = meminfo.read_text()
+    except OSError:
+        return ""
+    found = {
+        key: match.group(1)
+        for key in ("HugePages_Total", "HugePages_Free", "Hugepagesize")
+        if (match := re.search(rf"^{key}:\s+(\d+)", text, re.M))
+    }
+    if len(found) < 3:
+        return ""
+    return (
+        f"{found['HugePages_Free']} of {found['HugePages_Total']} hugepages of "
+        f"{found['Hugepagesize']} kB free"
+    )
+
+
 def hugepages_available(min_free_pages: int = 256, meminfo: Path = MEMINFO) -> bool:
     """Whether enough default-size hugepages are free and hugetlbfs is mounted.
 
