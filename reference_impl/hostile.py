@@ -64,6 +64,10 @@ class Attack(enum.StrEnum):
     BAD_REGION = "bad-region"
     PAST_REGION = "past-region"
     ZERO_LENGTH = "zero-length"
+    OFFSET_OVERFLOW = "offset-overflow"
+    OVERSIZED = "oversized"
+    HEAD_JUMP = "head-jump"
+    ENDLESS_CHAIN = "endless-chain"
     CLOSE_MID_HANDSHAKE = "close-mid-handshake"
     CLOSE_MID_TRAFFIC = "close-mid-traffic"
 
@@ -93,6 +97,21 @@ DESCRIPTIONS: dict[Attack, str] = {
         "of their region (§5.6, §9.14)"
     ),
     Attack.ZERO_LENGTH: "link up, then C2S descriptors of length 0 (§5.6, §9.14)",
+    Attack.OFFSET_OVERFLOW: (
+        f"link up, then C2S descriptors at offset 2^32-{BOGUS_LENGTH // 2} of length "
+        f"{BOGUS_LENGTH}: offset+length wraps a u32 to {BOGUS_LENGTH // 2} (§5.6, §9.14)"
+    ),
+    Attack.OVERSIZED: (
+        f"link up, then C2S descriptors of length {wire.ETHERNET_MAX_FRAME + 1} in Ethernet "
+        "mode (over 9216, §5.6, §9.14)"
+    ),
+    Attack.HEAD_JUMP: (
+        "link up, then the C2S head moved a whole ring and one slot past the server's tail (§5.1)"
+    ),
+    Attack.ENDLESS_CHAIN: (
+        "link up, then every C2S slot flagged NEXT and the head a whole ring ahead: a chain "
+        "that never ends (§5.5)"
+    ),
     Attack.CLOSE_MID_HANDSHAKE: (
         "INIT and ADD_REGION accepted, then the socket is closed without DISCONNECT (§3.7, §7.1)"
     ),
@@ -103,8 +122,18 @@ DESCRIPTIONS: dict[Attack, str] = {
 }
 """What each attack does, with the fact-sheet rule it breaks."""
 
+RING_ATTACKS = frozenset({Attack.HEAD_JUMP, Attack.ENDLESS_CHAIN})
+"""Link attacks that leave the C2S ring in a state no conforming client produces."""
 LINK_ATTACKS = frozenset(
-    {Attack.BAD_REGION, Attack.PAST_REGION, Attack.ZERO_LENGTH, Attack.CLOSE_MID_TRAFFIC}
+    {
+        Attack.BAD_REGION,
+        Attack.PAST_REGION,
+        Attack.ZERO_LENGTH,
+        Attack.OFFSET_OVERFLOW,
+        Attack.OVERSIZED,
+        Attack.CLOSE_MID_TRAFFIC,
+        *RING_ATTACKS,
+    }
 )
 """Attacks that bring a real link up first."""
 
@@ -384,7 +413,7 @@ def _publish_bogus(attack: Attack, link: Link, count: int) -> tuple[int, int]:
     """Write `count` bogus descriptors on C2S ring 0 and publish them; (first slot, count)."""
     queue = link.tx[0]
     view = queue.view
-    count = min(count, link.tx_space(0))
+    count = view.size if attack in RING_ATTACKS else min(count, link.tx_space(0))
     start = queue.cursor
     slots = (start + np.arange(count)) & view.mask
     # The client initialised every slot with its own buffer (region, offset); keep those
@@ -397,10 +426,17 @@ def _publish_bogus(attack: Attack, link: Link, count: int) -> tuple[int, int]:
         sizes = np.array([link.regions[int(r)].size for r in region_ids], dtype=np.int64)
         view.offset_column[slots] = (sizes + OVERRUN - BOGUS_LENGTH) & ~3
         view.length_column[slots] = BOGUS_LENGTH
-    else:
+    elif attack is Attack.OFFSET_OVERFLOW:
+        view.offset_column[slots] = (1 << 32) - BOGUS_LENGTH // 2
+        view.length_column[slots] = BOGUS_LENGTH
+    elif attack is Attack.OVERSIZED:
+        view.length_column[slots] = wire.ETHERNET_MAX_FRAME + 1
+    elif attack is Attack.ZERO_LENGTH:
         view.length_column[slots] = 0
-    view.flags_column[slots] = 0
-    queue.cursor = (start + count) & _INDEX_MASK
+    endless = attack is Attack.ENDLESS_CHAIN
+    view.flags_column[slots] = int(wire.DescriptorFlag.NEXT) if endless else 0
+    jump = 1 if attack is Attack.HEAD_JUMP else 0  # a ring and one slot: no slot is filled
+    queue.cursor = (start + count + jump) & _INDEX_MASK
     view.head = queue.cursor
     if not view.interrupts_masked:
         signal_eventfd(queue.eventfd)

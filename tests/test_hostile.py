@@ -131,9 +131,16 @@ def test_reference_server_refuses_each_bad_message_then_serves(
     expect_correct_client_links(path)
 
 
-@pytest.mark.parametrize(
-    "attack", [Attack.BAD_REGION, Attack.PAST_REGION, Attack.ZERO_LENGTH], ids=str
-)
+DROPPED_DESCRIPTORS = [
+    Attack.BAD_REGION,
+    Attack.PAST_REGION,
+    Attack.ZERO_LENGTH,
+    Attack.OFFSET_OVERFLOW,
+    Attack.OVERSIZED,
+]
+
+
+@pytest.mark.parametrize("attack", DROPPED_DESCRIPTORS, ids=str)
 def test_reference_server_drops_bogus_descriptors_and_keeps_the_link(
     served: ServedEndpoint, attack: Attack
 ) -> None:
@@ -155,6 +162,26 @@ def test_reference_server_drops_bogus_descriptors_and_keeps_the_link(
     assert served.rx_frames == 0
     assert report.answer == Answer.NONE and report.link_after
     assert wait_for(served.quiet)  # the attacker left with a DISCONNECT
+    expect_correct_client_links(path)
+
+
+RING_ANSWERS = {
+    Attack.HEAD_JUMP: "C2S ring 0: head moved 1025 slots from 0, 1024 at most on a ring of 1024",
+    Attack.ENDLESS_CHAIN: "a chain fills the whole ring and never ends",
+}
+
+
+@pytest.mark.parametrize("attack", list(RING_ANSWERS), ids=str)
+def test_reference_server_disconnects_a_broken_ring_and_serves_the_next_client(
+    served: ServedEndpoint, attack: Attack
+) -> None:
+    path = served.server.path
+    report = run_attack(attack, Target(path), timeout=TIMEOUT)
+    assert report.error is None and report.link_up
+    assert report.answer == Answer.DISCONNECT
+    assert report.disconnect_reason == RING_ANSWERS[attack]
+    assert report.consumed == 0  # nothing was taken off the broken ring
+    assert wait_for(served.quiet)
     expect_correct_client_links(path)
 
 
@@ -329,6 +356,30 @@ def test_memif_ref_attack_prints_one_json_report(sock_dir: Path) -> None:
     finally:
         server.terminate()
         server.wait(TIMEOUT)
+
+
+def test_memif_ref_server_reports_the_ring_error_in_its_json(sock_dir: Path) -> None:
+    """The ring_errors counter and the reason reach memif-ref's --json report."""
+    path = str(sock_dir / "s.sock")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reference_impl.cli", "server", "--socket", path,
+         "--timeout", "20", "--once", "--json", "sink"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: os.path.exists(path), 15.0)
+        done = memif_ref("client", "--socket", path, "--json", "attack", "head-jump")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["answer"] == "disconnect"
+        out, _ = server.communicate(timeout=TIMEOUT)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(TIMEOUT)
+    report = json.loads(out)
+    assert report["counters"]["ring_errors"] == 1
+    assert report["counters"]["rx_errors"] == 1
+    assert report["disconnect_reason"].startswith("C2S ring 0: head moved 1025 slots")
 
 
 def test_memif_ref_attack_usage_and_failures(sock_dir: Path) -> None:
