@@ -246,8 +246,10 @@ def test_a_frame_ending_exactly_at_the_region_end_is_read_and_one_byte_more_is_n
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_the_ethernet_limit_is_9216_bytes_per_frame(direction: str) -> None:
-    """Ethernet mode drops a frame over 9216 bytes (§5.6, VPP `ETHERNET_MAX_PACKET_BYTES`),
-    whether one descriptor says so or a chain of buffers adds up to it."""
+    """Fact sheet §5.6: VPP drops a descriptor with `length > 9216` in Ethernet mode
+    (`ETHERNET_MAX_PACKET_BYTES`, node.c `memif_validate_desc_data`). The reference applies
+    the limit to the whole frame, which covers that rule: one descriptor over 9216 is
+    dropped (BAD_DESCRIPTORS above), and so is a chain of buffers adding up to 9217."""
     with hostile_pair(direction) as setup:
         capacity = BUFFER
         fragments = -(-9216 // capacity)  # 36 slots of 256: exactly 9216
