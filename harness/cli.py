@@ -84,6 +84,87 @@ def _run(args: argparse.Namespace) -> int:
     return run.exit_code()
 
 
+BENCH_DEFAULT_PAIRS = "testpmd:testpmd,testpmd:reference"
+"""The pairs `bench` measures when --pairs is not given (server:client)."""
+
+
+def bench_pytest_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The peer kinds and the throughput suite's pytest options for `bench` arguments.
+
+    Raises:
+        ValueError: a malformed --pairs item, or option values the suite refuses.
+    """
+    from harness.traffic import bench_point as bp
+
+    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
+    kinds: list[str] = []
+    for item in pairs:
+        server, colon, client = item.partition(":")
+        if not colon or not server or not client:
+            raise ValueError(f"--pairs {item!r}: expected SERVER:CLIENT, e.g. testpmd:reference")
+        kinds += [server, client]
+    if not pairs:
+        raise ValueError("--pairs: no pair given")
+    cases = bp.parse_cases(args.case)  # refuse bad values before any peer starts
+    bp.parse_directions(args.direction)
+    bp.parse_frame_sizes(args.frame_size)
+    bp.BenchPoint(cases[0], bp.BenchTopology(args.topology), bp.Direction.C2S, 64,
+                  bp.BenchMode(args.mode), args.duration, args.trials)  # fmt: skip
+    if not 1 <= args.repeats <= 10:
+        raise ValueError(f"--repeats {args.repeats}: 1..10")
+    extra = [
+        "--pairs", ",".join(pairs),
+        "--bench-case", args.case,
+        "--bench-topology", args.topology,
+        "--bench-direction", args.direction,
+        "--bench-frame-size", args.frame_size,
+        "--bench-mode", args.mode,
+        "--bench-duration", str(args.duration),
+        "--bench-trials", str(args.trials),
+        "--bench-repeats", str(args.repeats),
+        # Traffic loops bound themselves; this bounds a whole point (searches included).
+        "--case-timeout", str(BENCH_CASE_TIMEOUT),
+    ]  # fmt: skip
+    return list(dict.fromkeys(kinds)), extra
+
+
+BENCH_CASE_TIMEOUT = 3600.0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Measure the throughput points; exit with the worst verdict (ERROR 2, FAIL 1)."""
+    from harness.report import write
+    from harness.run import RunError, run_suites
+
+    try:
+        kinds, extra = bench_pytest_args(args)
+    except ValueError as exc:
+        print(f"memif-harness bench: {exc}", file=sys.stderr)
+        return 2
+    report_dir = Path(args.report)
+    try:
+        with _progress_display(args.progress) as progress:
+            run = run_suites(
+                ["throughput"], kinds, report_dir, progress=progress, extra_pytest_args=extra
+            )
+    except RunError as exc:
+        print(f"memif-harness: the benchmark did not complete: {exc}", file=sys.stderr)
+        return 2
+    written = write.write_reports(run, report_dir)
+    for m in run.measurements:
+        figure = (
+            f"{m['pps'] / 1e6:.3f} Mpps {m['gbps']:.2f} Gbps loss {m['loss']:.4%}"
+            if m["verdict"] == "PASS"
+            else f"{m['verdict']}: {m['reason']}"
+        )
+        print(
+            f"{m['case']:>15} {m['topology']:>5} {m['server_peer']}:{m['client_peer']}"
+            f" {m['direction']} {m['frame_size']:>5}B {m['mode']}: {figure}"
+        )
+    print("\n".join(f"{kind}: {path}" for kind, path in written.items()))
+    return run.exit_code()
+
+
 @contextlib.contextmanager
 def _progress_display(enabled: bool) -> Iterator[object | None]:
     """The run's progress listener: a live display on a terminal, else a line per case.
@@ -208,6 +289,33 @@ def build_parser() -> argparse.ArgumentParser:
         "pytest's own output instead",
     )
     run_parser.set_defaults(handler=_run)
+    bench_parser = sub.add_parser(
+        "bench", help="throughput: the four NUMA x zero-copy cases, MRR or NDR/PDR"
+    )
+    bench_parser.add_argument(
+        "--case",
+        default="same-node-zc,same-node-copy,cross-node-zc,cross-node-copy",
+        help="cases, comma separated (default: all four)",
+    )
+    bench_parser.add_argument("--topology", choices=["memif", "nic"], default="memif")
+    bench_parser.add_argument(
+        "--pairs", default=BENCH_DEFAULT_PAIRS, help="SERVER:CLIENT peer pairs, comma separated"
+    )
+    bench_parser.add_argument("--direction", default="c2s", help="c2s, s2c or both")
+    bench_parser.add_argument("--frame-size", default="64,1024,1518", help="bytes, comma separated")
+    bench_parser.add_argument("--mode", choices=["mrr", "ndrpdr"], default="mrr")
+    bench_parser.add_argument(
+        "--duration", type=float, default=1.0, help="seconds per trial (CSIT: 1)"
+    )
+    bench_parser.add_argument("--trials", type=int, default=3, help="MRR trials per point")
+    bench_parser.add_argument(
+        "--repeats", type=int, default=1, help="NDR/PDR searches per point (median reported)"
+    )
+    bench_parser.add_argument("--report", default="reports/bench", help="report directory")
+    bench_parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="pytest's own output"
+    )
+    bench_parser.set_defaults(handler=_bench)
     soak_parser = sub.add_parser("soak", help="the matrix N times: leaks and flaky verdicts")
     from harness import soak
 

@@ -30,6 +30,17 @@ def suite_path(suite: str) -> Path:
     return path
 
 
+BENCH_SUITES = ("throughput",)
+"""Suites that measure rather than judge conformance: only run when asked for by name
+(`memif-harness bench`, or `run --suite throughput`)."""
+
+
+def functional_suites() -> list[str]:
+    """Every conformance suite (the default of `run`), without the benchmark suites."""
+    names = sorted(p.stem.removeprefix("test_") for p in SCENARIOS_DIR.glob("test_*.py"))
+    return [name for name in names if name not in BENCH_SUITES]
+
+
 QUIET_ARGS = ("-qq", "--tb=no", "-rN")
 """pytest options of a run with a progress display: no header, tracebacks or summary."""
 
@@ -43,11 +54,12 @@ def pytest_args(
     *,
     quiet: bool = False,
 ) -> list[str]:
-    """The pytest command line `run_suites` uses (all suites when `suites` is empty).
+    """The pytest command line `run_suites` uses (all functional suites when `suites` is
+    empty).
 
     `quiet` (a progress display shows the cases) silences pytest's own terminal output.
     """
-    paths = [str(suite_path(suite)) for suite in suites] or [str(SCENARIOS_DIR)]
+    paths = [str(suite_path(suite)) for suite in suites or functional_suites()]
     return [
         "-p",
         "scenarios.plugin",

@@ -8,8 +8,10 @@ way to service the control socket), so they work the same for both roles.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 from reference_impl import frames, stamps, traffic
@@ -314,6 +316,76 @@ def source(
         loop.stopped_by = "duration"
     facts = {**generator.facts(stopped), "drained": drained}
     return ActionResult(loop.stopped_by in ("count", "duration"), loop.stopped_by, facts)
+
+
+TRIAL_PLAN_POLL = 0.005
+"""Seconds between two looks at the trial plan while no trial runs."""
+
+
+def read_trial_plan(path: Path) -> dict[str, Any] | None:
+    """The plan a benchmark wrote ({"id", "rate", "seconds"} or {"stop": true}), if any.
+
+    The harness replaces the file atomically; a missing or half-read file is no plan yet.
+    """
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return plan if isinstance(plan, dict) else None
+
+
+def trial_source(
+    driver: LinkDriver,
+    addresses: Addresses,
+    deadline: float,
+    *,
+    size: int,
+    plan_path: Path,
+    max_frames: int,
+    peer_mac: bytes = frames.BROADCAST_MAC,
+) -> ActionResult:
+    """Transmit in trials a benchmark asks for one at a time, keeping the link up between.
+
+    The benchmark writes `plan_path` ({"id": N, "rate": fps or null, "seconds": S}); each
+    new id starts a trial: stamped frames paced at the rate (or as fast as the ring takes
+    them) for S seconds, then a bounded drain; its counts are published in the status file
+    under "trial" with the id. {"stop": true}, the deadline or the link's end stop the
+    action. A trial never sends more than `max_frames` frames.
+    """
+    frame = frames.udp_frame(size, addresses.mac, peer_mac, addresses.ip, addresses.peer_ip)
+    loop = _Loop(driver, deadline)
+    done_id = None
+    trials = 0
+    while (link := loop.link(True)) is not None:
+        plan = read_trial_plan(plan_path)
+        if plan is not None and plan.get("stop"):
+            loop.stopped_by = "stop"
+            break
+        if plan is None or plan.get("id") in (None, done_id):
+            driver.service(TRIAL_PLAN_POLL)
+            continue
+        rate, seconds = plan.get("rate"), float(plan["seconds"])
+        generator = traffic.Generator(frame, count=max_frames, rate=rate)
+        end = min(deadline, time.monotonic() + seconds)
+        progressed = True
+        while not generator.done and time.monotonic() < end:
+            link = driver.current_link()
+            if link is None:
+                break
+            now = time.monotonic()
+            progressed = generator.step(link, now)
+            if rate is not None and not progressed:
+                pause = generator.wait(now)
+                if pause > _PACE_SLEEP:
+                    driver.service(min(pause - _PACE_SLEEP / 2, _IDLE_WAIT))
+            elif not progressed:
+                driver.service(0.0)
+        stopped = generator.last_sent if generator.last_sent is not None else time.monotonic()
+        drained = _drain(driver, min(deadline, time.monotonic() + _DRAIN_WAIT))
+        done_id = plan["id"]
+        trials += 1
+        driver.publish({"trial": {"id": done_id, **generator.facts(stopped), "drained": drained}})
+    return ActionResult(loop.stopped_by == "stop", loop.stopped_by, {"trials": trials})
 
 
 def _drain(driver: LinkDriver, until: float) -> bool | None:

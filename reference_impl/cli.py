@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from reference_impl import (
@@ -233,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         "unsent (default: as fast as the ring allows)",
     )
     source.add_argument("--seconds", type=traffic_args.seconds, help="stop after this long")
+    source.add_argument(
+        "--trials",
+        metavar="PLAN",
+        help="benchmark mode: transmit in the trials this JSON file asks for, one by one "
+        '({"id": N, "rate": FPS or null, "seconds": S}; {"stop": true} ends), keeping the '
+        "link up between them; --count bounds each trial; results in the --status file",
+    )
     attack = sub.add_parser(
         "attack",
         help="client: break one protocol rule on purpose and report the server's answer",
@@ -337,6 +345,7 @@ class _Driver:
         link = self.current_link()
         counted = link or self.last_link
         status = {
+            "time": now,  # CLOCK_MONOTONIC: when these counters were read (host-wide clock)
             "link_up": link is not None,
             "was_up": self.was_up,
             "counters": counted.counters.as_dict() if counted else None,
@@ -586,6 +595,17 @@ def _run_action(
             sizes=args.sizes,
             window=args.window,
             hold=args.hold,
+        )
+    if args.trials is not None:
+        if args.rate is not None or args.seconds is not None:
+            raise UsageError("source --trials takes rate and duration from the plan, not options")
+        return actions.trial_source(
+            driver,
+            addresses,
+            deadline,
+            size=args.size,
+            plan_path=Path(args.trials),
+            max_frames=args.count,
         )
     return actions.source(
         driver,

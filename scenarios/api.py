@@ -38,12 +38,15 @@ from harness.peers.base import (
 )
 from harness.peers.reasons import DisconnectReason
 from harness.peers.reference import ReferencePeer
-from harness.results import Artifact
+from harness.results import Artifact, Verdict
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.local import exit_description
 from harness.topology import numa
 from harness.topology.labels import RunLabel
+from harness.topology.numa import Placement
+from harness.traffic.bench_point import BenchPoint
 from harness.traffic.control_tap import ControlTap
+from harness.traffic.measurement import Measurement
 from reference_impl.faults import Fault
 
 __all__ = [
@@ -55,18 +58,22 @@ __all__ = [
     "Activity",
     "AttackFailed",
     "AttackResult",
+    "BenchPoint",
     "Capability",
     "DisconnectReason",
     "Lab",
     "LinkParameters",
+    "Measurement",
     "Pair",
     "PeerCrashed",
     "PeerError",
     "Role",
     "StartAttempt",
+    "ThroughputError",
     "VerifyFailed",
     "attack",
     "base_kind",
+    "bench_repeats",
     "client_layout_seen_by",
     "expect_attack_refused",
     "expect_link_down",
@@ -157,6 +164,8 @@ class CaseRecord:
     trace: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     secrets: set[str] = dataclasses.field(default_factory=set)
     """Secrets the case's peers were given: masked in everything the case writes."""
+    measurements: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Throughput measurements of the case (results.json `measurements`)."""
 
     def crashed_peers(self) -> list[StartedPeer]:
         """The case's peers that died by a signal nobody sent them."""
@@ -468,22 +477,29 @@ class PeerKind:
 
     name: str
     needs: tuple[Capability, ...]
-    make: Callable[[MemifSpec, Path, int, str], Peer]
-    """(spec, workdir, cpu, dpdk/api prefix) -> an unstarted peer."""
+    make: Callable[..., Peer]
+    """(spec, workdir, cpu, dpdk/api prefix, placement=None) -> an unstarted peer; a NUMA
+    placement (benchmarks) overrides the cpu."""
     make_in_container: Callable[[MemifSpec, Path, int, str, Containers], Peer] | None = None
     """The same in a container of the run (runtime docker); None when no image of this
     kind exists: it then runs as a local process in that runtime too."""
 
 
-def _make_reference(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
-    return ReferencePeer(spec, workdir, cpu=cpu)
+def _make_reference(
+    spec: MemifSpec, workdir: Path, cpu: int, prefix: str, placement: Placement | None = None
+) -> Peer:
+    return ReferencePeer(spec, workdir, cpu=cpu, placement=placement)
 
 
-def _make_testpmd(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
+def _make_testpmd(
+    spec: MemifSpec, workdir: Path, cpu: int, prefix: str, placement: Placement | None = None
+) -> Peer:
     from harness.peers.testpmd_peer import TestpmdPeer
 
     binary = shutil.which("dpdk-testpmd") or "dpdk-testpmd"
-    return TestpmdPeer(spec, workdir, cpu=cpu, binary=binary, file_prefix=prefix)
+    return TestpmdPeer(
+        spec, workdir, cpu=cpu, placement=placement, binary=binary, file_prefix=prefix
+    )
 
 
 def _make_testpmd_container(
@@ -501,10 +517,12 @@ def _make_testpmd_container(
     )
 
 
-def _make_vpp(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
+def _make_vpp(
+    spec: MemifSpec, workdir: Path, cpu: int, prefix: str, placement: Placement | None = None
+) -> Peer:
     from harness.peers.vpp_peer import VppPeer
 
-    return VppPeer(spec, workdir, cpu=cpu, api_prefix=prefix)
+    return VppPeer(spec, workdir, cpu=cpu, placement=placement, api_prefix=prefix)
 
 
 PEER_KINDS: Final[Mapping[str, PeerKind]] = {
@@ -534,8 +552,10 @@ def peer_kind(name: str) -> PeerKind:
     if base != "reference" or not faults or not set(faults) <= known:
         raise KeyError(name)
 
-    def make(spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
-        return ReferencePeer(spec, workdir, cpu=cpu, faults=tuple(faults))
+    def make(
+        spec: MemifSpec, workdir: Path, cpu: int, prefix: str, placement: Placement | None = None
+    ) -> Peer:
+        return ReferencePeer(spec, workdir, cpu=cpu, placement=placement, faults=tuple(faults))
 
     return PeerKind(name, (), make)
 
@@ -641,7 +661,15 @@ class HarnessSession:
             return "docker"
         return NO_CONTAINER_IMAGE if self.runtime == "docker" else "local"
 
-    def make_peer(self, kind: str, spec: MemifSpec, workdir: Path, cpu: int, prefix: str) -> Peer:
+    def make_peer(
+        self,
+        kind: str,
+        spec: MemifSpec,
+        workdir: Path,
+        cpu: int,
+        prefix: str,
+        placement: Placement | None = None,
+    ) -> Peer:
         """An unstarted peer of a kind, in a container or as a local process.
 
         Raises:
@@ -650,7 +678,7 @@ class HarnessSession:
         """
         kind_of_peer = peer_kind(kind)
         if not self.in_container(kind) or kind_of_peer.make_in_container is None:
-            return kind_of_peer.make(spec, workdir, cpu, prefix)
+            return kind_of_peer.make(spec, workdir, cpu, prefix, placement)
         assert self.containers is not None  # in_container() says so
         if spec.abstract:
             pytest.skip(
@@ -802,15 +830,17 @@ class Lab:
         """
         return self._make(kind, self.spec(role, **overrides))
 
-    def _make(self, kind: str, spec: MemifSpec) -> Peer:
+    def _make(self, kind: str, spec: MemifSpec, placement: Placement | None = None) -> Peer:
         number = self.session.next_number()
         same_role = sum(started.role is spec.role for started in self.record.peers)
         name = spec.role.value if same_role == 0 else f"{spec.role.value}-{same_role + 1}"
         workdir = self.workdir / f"{name}-{kind}"
         workdir.mkdir(parents=True, exist_ok=True)
         cpu = self.session.server_cpu if spec.role is Role.SERVER else self.session.client_cpu
+        if placement is not None:
+            cpu = placement.cpus[0]
         prefix = self.session.label.dpdk_prefix(f"{spec.role.value}{number}")
-        peer = self.session.make_peer(kind, spec, workdir, cpu, prefix)
+        peer = self.session.make_peer(kind, spec, workdir, cpu, prefix, placement)
         self.record.peers.append(StartedPeer(kind, spec.role, name, peer))
         return peer
 
@@ -904,6 +934,47 @@ class Lab:
             client_socket_path=front,
         )
 
+    def measure_throughput(self, point: BenchPoint, *, repeats: int = 1) -> Measurement:
+        """Measure one throughput point with the case's pair; record it for results.json.
+
+        The peers are placed by the point's NUMA case; on the NIC topology the case's
+        namespaces and veths live in a run-labelled Topology removed afterwards.
+
+        Raises:
+            pytest.skip.Exception: the host cannot place the case (e.g. cross-node on one
+                node) or the pair cannot run the mode; the reason names the placement.
+            ThroughputError: the measurement failed (an ERROR, with the reason).
+        """
+        from harness.topology.netns import Topology
+        from harness.traffic.bench import PointRun
+
+        def make_peer(kind: str, spec: MemifSpec, placement: Placement | None) -> Peer:
+            return self._make(kind, spec, placement)
+
+        with Topology(self.session.label) as topology:
+            run = PointRun(
+                point,
+                self.server_kind,
+                self.client_kind,
+                make_peer=make_peer,
+                topology=topology,
+                workdir=self.workdir,
+                socket_path=self.socket_path(),
+                versions={},
+                repeats=repeats,
+            )
+            measurement = run.measure()
+        versions = {
+            started.role.value: _version_of(started.peer) for started in reversed(self.record.peers)
+        }
+        measurement = dataclasses.replace(measurement, peer_versions=versions)
+        self.record.measurements.append(measurement.to_json())
+        if measurement.verdict is Verdict.SKIP:
+            pytest.skip(measurement.reason)
+        if measurement.verdict is Verdict.ERROR:
+            raise ThroughputError(measurement.reason)
+        return measurement
+
     def _open_tap(self, back: Path, *, abstract: bool) -> str:
         """Start a control-channel tap that relays to `back`; returns where clients go."""
         number = len(self._taps) + 1
@@ -994,6 +1065,17 @@ class Lab:
         return failures
 
 
+class ThroughputError(Exception):
+    """A throughput measurement could not be made (the case's ERROR)."""
+
+
+def _version_of(peer: Peer) -> str:
+    try:
+        return peer.version()
+    except Exception as exc:
+        return f"unknown ({type(exc).__name__})"
+
+
 def socket_dir_problem(socket_path: str) -> str:
     """What keeps a socket from being made in its directory ("" if nothing is seen):
     missing, on a read-only file system, or with no free inode or block left."""
@@ -1064,6 +1146,15 @@ def lab(
         yield the_lab
     finally:
         the_lab.close()
+
+
+@pytest.fixture
+def bench_repeats(request: pytest.FixtureRequest) -> int:
+    """NDR/PDR searches per throughput point (`--bench-repeats`)."""
+    repeats = int(request.config.getoption("--bench-repeats"))
+    if not 1 <= repeats <= 10:
+        raise pytest.UsageError(f"--bench-repeats {repeats}: 1..10")
+    return repeats
 
 
 @pytest.fixture

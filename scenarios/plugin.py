@@ -31,6 +31,17 @@ from harness.results import (
     project_commit,
 )
 from harness.topology.labels import LabelError, RunLabel, registered_run, socket_group_id
+from harness.traffic.bench_point import (
+    DEFAULT_FRAME_SIZES,
+    BenchCase,
+    BenchMode,
+    BenchPoint,
+    BenchTopology,
+    bench_points,
+    parse_cases,
+    parse_directions,
+    parse_frame_sizes,
+)
 from scenarios import api
 
 RESULTS_FILE = "results.json"
@@ -63,6 +74,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="group (name or id) that may reach the cases' sockets: their directories get "
         "mode 0750 and this group instead of mode 0700",
+    )
+    bench = parser.getgroup("memif-throughput", "memif throughput suite (memif-harness bench)")
+    bench.addoption(
+        "--bench-case",
+        default=",".join(c.value for c in BenchCase),
+        help="comma-separated cases: " + ", ".join(c.value for c in BenchCase),
+    )
+    bench.addoption("--bench-topology", default="memif", choices=[t.value for t in BenchTopology])
+    bench.addoption("--bench-direction", default="c2s", help="c2s, s2c or both")
+    bench.addoption("--bench-frame-size", default=",".join(map(str, DEFAULT_FRAME_SIZES)))
+    bench.addoption("--bench-mode", default="mrr", choices=[m.value for m in BenchMode])
+    bench.addoption("--bench-duration", type=float, default=1.0, help="seconds per trial")
+    bench.addoption("--bench-trials", type=int, default=3, help="MRR trials per point")
+    bench.addoption(
+        "--bench-repeats",
+        type=int,
+        default=1,
+        help="NDR/PDR searches per point (the median is reported, the spread kept)",
     )
     group.addoption(
         "--case-timeout",
@@ -222,6 +251,7 @@ class ScenarioRun:
         self.session = api.HarnessSession(label, runtime, socket_group=socket_group)
         config.stash[api.SESSION_KEY] = self.session
         self.cases: list[CaseResult] = []
+        self.measurements: list[dict[str, Any]] = []
         self.total = 0
         self.result: RunResult | None = None
         self._closed = False
@@ -256,6 +286,29 @@ class ScenarioRun:
         metafunc.parametrize(
             "pair_kinds", pairs, ids=[pair_id(*pair) for pair in pairs], indirect=True
         )
+        if "bench_point" in metafunc.fixturenames:
+            points = self.bench_points()
+            metafunc.parametrize("bench_point", points, ids=[point.id for point in points])
+
+    def bench_points(self) -> list[BenchPoint]:
+        """The throughput points of the --bench-* options.
+
+        Raises:
+            pytest.UsageError: an option names an unknown case, direction or size.
+        """
+        option = self.config.getoption
+        try:
+            return bench_points(
+                parse_cases(option("--bench-case")),
+                BenchTopology(option("--bench-topology")),
+                parse_directions(option("--bench-direction")),
+                parse_frame_sizes(option("--bench-frame-size")),
+                BenchMode(option("--bench-mode")),
+                duration=option("--bench-duration"),
+                trials=option("--bench-trials"),
+            )
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Keep each case's Steps/Verify; turn known deviations of its pair into xfail."""
@@ -391,6 +444,7 @@ class ScenarioRun:
         if phase is not None:
             item.stash[_PHASES_KEY][report.when] = phase
         if report.when == "teardown":
+            self.measurements.extend(record.measurements)
             self.cases.append(self._case_result(item, record))
             self._finished(self.cases[-1])
         return report
@@ -453,6 +507,7 @@ class ScenarioRun:
                 "client_cpu": self.session.client_cpu,
             },
             cases=self.cases,
+            measurements=self.measurements,
         )
         if self.report_dir is not None:
             self.result.write(self.report_dir / RESULTS_FILE)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness import cli
-from harness.peers.base import MemifSpec, Peer, PeerCounters, PeerStatus, Role
+from harness.peers.base import MemifSpec, Peer, PeerCounters, PeerError, PeerStatus, Role
 from harness.results import Verdict
 from harness.topology import numa
 from harness.traffic import bench, search
@@ -28,7 +28,7 @@ from harness.traffic.bench_point import (
     parse_frame_sizes,
 )
 from harness.traffic.counting import CounterTrack
-from harness.traffic.memif_path import MemifPath, PathError
+from harness.traffic.memif_path import MemifPath, PacingRefused, PathError
 from harness.traffic.trial import TrialOutcome
 from tests.test_numa import make_sysfs
 
@@ -296,12 +296,29 @@ def test_memif_trial_fails_when_the_link_goes_down(tmp_path: Path) -> None:
             path.trial(0.2, None)
 
 
-def test_pacing_needs_a_reference_transmitting_client(tmp_path: Path) -> None:
-    assert "cannot pace" in (_memif_path(tmp_path, []).pacing_refusal() or "")
-    s2c = _memif_path(tmp_path, [], sender="reference", direction=Direction.S2C)
-    s2c.kinds[Role.SERVER] = "reference"
-    assert "reconnect" in (s2c.pacing_refusal() or "")
-    assert _memif_path(tmp_path, [], sender="reference").pacing_refusal() is None
+def test_paced_path_refused_by_the_transmitter_stops_what_started(tmp_path: Path) -> None:
+    peers: list[_FakePeer] = []
+    path = _memif_path(tmp_path, peers)
+    path.paced = True
+    # _FakePeer is a Peer without run_trial; an adapter that cannot run trials refuses at
+    # make time: imitate it for the client (the transmitter in c2s).
+    make = path.make_peer
+
+    def refusing(kind: str, spec: MemifSpec, placement: numa.Placement | None) -> Peer:
+        if spec.trials:
+            raise PeerError("no trials here")
+        return make(kind, spec, placement)
+
+    path.make_peer = refusing
+    with pytest.raises(PacingRefused, match="no trials here"), path:
+        pass
+    assert len(peers) == 1 and peers[0].stopped  # the server had started: it was stopped
+
+
+def test_base_peer_cannot_run_trials(tmp_path: Path) -> None:
+    peer = _FakePeer(MemifSpec(Role.CLIENT, "s"), tmp_path, 1, itertools.count())
+    with pytest.raises(PeerError, match="cannot run transmit trials"):
+        peer.run_trial(1.0, None)
 
 
 def test_point_run_skips_an_unplaceable_case_without_starting_anything(tmp_path: Path) -> None:

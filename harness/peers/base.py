@@ -69,6 +69,18 @@ class MemifSpec:
     """VERIFY: numbered frames to send."""
     window: int = 32
     """VERIFY: frames in flight at most."""
+    iface: str | None = None
+    """FORWARD: the kernel interface (veth/TAP, the peer's "NIC") to bridge memif with, in
+    both directions; None: send received frames back onto memif."""
+    rate: float | None = None
+    """SOURCE: frames per second to offer (None: as fast as the ring takes them). A peer
+    that cannot pace its transmitter refuses a rate rather than ignoring it."""
+    seconds: float | None = None
+    """SOURCE: stop transmitting after this long (None: until stopped)."""
+    trials: bool = False
+    """SOURCE: transmit only in the trials the harness starts one by one with
+    `Peer.run_trial` (each at its own rate, for its own time), the link staying up between
+    them. A peer that cannot refuses the spec."""
 
     def __post_init__(self) -> None:
         if not self.socket_path:
@@ -79,6 +91,14 @@ class MemifSpec:
             raise ValueError("buffer_size and queues must be positive")
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r}: one of {', '.join(MODES)}")
+        if self.rate is not None and not self.rate > 0:
+            raise ValueError(f"rate {self.rate} must be a positive frames-per-second figure")
+        if self.seconds is not None and not self.seconds > 0:
+            raise ValueError(f"seconds {self.seconds} must be positive")
+        if self.trials and (self.activity is not Activity.SOURCE or self.rate or self.seconds):
+            raise ValueError("trials are for a SOURCE; rate and duration come with each trial")
+        if self.iface is not None and self.activity is not Activity.FORWARD:
+            raise ValueError("iface is where a FORWARD peer bridges to; other activities have none")
         if self.frame_count <= 0 or self.window <= 0:
             raise ValueError("frame_count and window must be positive")
         if self.secret is not None and len(self.secret.encode()) > SECRET_SIZE - 1:
@@ -136,6 +156,21 @@ class CheckReport:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrialCounts:
+    """What a SOURCE peer sent in one trial (`Peer.run_trial`).
+
+    Attributes:
+        sent: frames it put on the ring.
+        unsent: frames due at the trial's rate that found no room (they count as lost).
+        elapsed: seconds from its first to its last frame.
+    """
+
+    sent: int
+    unsent: int
+    elapsed: float
+
+
+@dataclasses.dataclass(frozen=True)
 class PeerStatus:
     """A snapshot of a peer: link, counters, and why it last disconnected."""
 
@@ -144,6 +179,8 @@ class PeerStatus:
     disconnect: DisconnectReason | None = None
     disconnect_text: str | None = None
     running: bool = True
+    time: float | None = None
+    """CLOCK_MONOTONIC seconds at which the counters were read (None: unknown)."""
 
 
 class PeerError(LogTailError):
@@ -223,6 +260,16 @@ class Peer(abc.ABC):
     def frame_capture(self) -> Path | None:
         """The pcap file of the frames this peer sent and received, if it writes one."""
         return None
+
+    def run_trial(self, seconds: float, rate: float | None) -> TrialCounts:
+        """A SOURCE started with `trials`: transmit `rate` frames/s (None: as fast as the
+        ring takes them) for `seconds`, wait until it is done, and say what went.
+
+        Raises:
+            PeerError: this kind of peer cannot run trials on request (the default), or
+                the trial did not end in time.
+        """
+        raise PeerError(f"{self.kind} cannot run transmit trials on request")
 
     def quiesce(self) -> None:
         """Stop moving traffic but keep the link up (before any peer of a pair stops).

@@ -22,12 +22,15 @@ from harness.peers.base import (
     PeerError,
     PeerStatus,
     Role,
+    TrialCounts,
 )
 from harness.peers.reasons import normalise
 from harness.runtime.local import LocalProcess, ProcessError
 from harness.topology.numa import Placement
 
 LIFETIME = 600.0  # seconds; memif-ref stops by itself after this whatever happens
+SOURCE_COUNT_BOUND = 10**12  # frames; a source also stops at its lifetime (or --seconds)
+TRIAL_GRACE = 20.0  # seconds a trial may take beyond its duration (drain, status update)
 _POLL = 0.02
 
 
@@ -37,6 +40,7 @@ def memif_ref_argv(
     lifetime: float = LIFETIME,
     pcap_path: Path | None = None,
     faults: tuple[str, ...] = (),
+    trial_plan: Path | None = None,
 ) -> list[str]:
     """The memif-ref command line for a spec (memif-ref's own CLI contract).
 
@@ -74,8 +78,8 @@ def memif_ref_argv(
         Activity.ECHO: ["responder"],
         Activity.IDLE: ["responder"],
         Activity.SINK: ["sink"],
-        Activity.SOURCE: ["source", "--count", str(10**12), "--size", str(spec.frame_size)],
-        Activity.FORWARD: ["forward"],
+        Activity.SOURCE: _source_args(spec, trial_plan),
+        Activity.FORWARD: ["forward", "--iface", spec.iface] if spec.iface else ["forward"],
         Activity.VERIFY: [
             "check",
             "--count",
@@ -89,6 +93,40 @@ def memif_ref_argv(
     if action is None:
         raise PeerError(f"memif-ref cannot {spec.activity.value}")
     return argv + action
+
+
+def _source_args(spec: MemifSpec, trial_plan: Path | None) -> list[str]:
+    """memif-ref `source`: as fast as the ring takes frames, or paced, bounded in time, or
+    in trials on request (`--trials PLAN`)."""
+    args = ["source", "--count", str(SOURCE_COUNT_BOUND), "--size", str(spec.frame_size)]
+    if spec.trials:
+        if trial_plan is None:
+            raise PeerError("a trial source needs the path of its trial plan")
+        return [*args, "--trials", str(trial_plan)]
+    if spec.rate is not None:
+        args += ["--rate", f"{spec.rate:.3f}"]
+    if spec.seconds is not None:
+        args += ["--seconds", f"{spec.seconds:.3f}"]
+    return args
+
+
+def last_json_line(text: str) -> dict[str, Any] | None:
+    """The last line of `text` that is a JSON object (memif-ref --json prints one at exit)."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            try:
+                loaded = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(loaded, dict):
+                return loaded
+    return None
+
+
+def _write_atomically(path: Path, content: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(content))
+    temporary.replace(path)
 
 
 class ReferencePeer(Peer):
@@ -110,12 +148,18 @@ class ReferencePeer(Peer):
         self.faults = faults
         self.status_path = workdir / f"reference-{spec.role.value}.status.json"
         self.pcap_path = workdir / f"reference-{spec.role.value}.pcap"
+        self.trial_plan = workdir / f"reference-{spec.role.value}.trials.json"
+        self._trial_id = 0
         self.process: LocalProcess | None = None
 
     def start(self) -> None:
         """Start memif-ref; a server is ready once its socket exists, a client at once."""
         argv = memif_ref_argv(
-            self.spec, self.status_path, pcap_path=self.pcap_path, faults=self.faults
+            self.spec,
+            self.status_path,
+            pcap_path=self._capture_path(),
+            faults=self.faults,
+            trial_plan=self.trial_plan,
         )
         log = self.workdir / f"reference-{self.spec.role.value}.log"
         try:
@@ -123,6 +167,13 @@ class ReferencePeer(Peer):
             self.process.wait_for(self.status_path.exists, 15.0, "a status file")
         except ProcessError as exc:
             raise PeerError("memif-ref did not start", str(exc)) from exc
+
+    def _capture_path(self) -> Path | None:
+        """Where memif-ref writes its pcap; None for a timed or paced source (a benchmark's
+        transmitter: its frames are all alike, and recording costs it speed)."""
+        if self.spec.rate is not None or self.spec.seconds is not None or self.spec.trials:
+            return None
+        return self.pcap_path
 
     def _status(self) -> dict[str, Any]:
         try:
@@ -160,7 +211,50 @@ class ReferencePeer(Peer):
             disconnect=normalise(text) if text else None,
             disconnect_text=text,
             running=self.process is not None and self.process.returncode is None,
+            time=raw.get("time"),
         )
+
+    def run_trial(self, seconds: float, rate: float | None) -> TrialCounts:
+        """Ask memif-ref's trial source for one trial and wait for its counts.
+
+        Raises:
+            PeerError: the spec is no trial source, or no result within the trial's
+                time plus TRIAL_GRACE (the log tail says why).
+        """
+        if not self.spec.trials or self.process is None:
+            raise PeerError("run_trial needs a started SOURCE with trials=True")
+        self._trial_id += 1
+        _write_atomically(self.trial_plan, {"id": self._trial_id, "rate": rate, "seconds": seconds})
+        deadline = time.monotonic() + seconds + TRIAL_GRACE
+        while True:
+            trial = self._status().get("trial") or {}
+            if trial.get("id") == self._trial_id:
+                return TrialCounts(
+                    int(trial["sent"]), int(trial["unsent"]), float(trial["elapsed"])
+                )
+            if self.process.returncode is not None or time.monotonic() > deadline:
+                raise PeerError(
+                    f"memif-ref ran no trial {self._trial_id} ({seconds:g} s at "
+                    f"{rate or 'full'} fps)",
+                    self.process.log_tail(),
+                )
+            time.sleep(_POLL)
+
+    def wait_finished(self, timeout: float) -> bool:
+        """Poll until memif-ref exited by itself (a bounded action ended); False at timeout."""
+        deadline = time.monotonic() + timeout
+        while self.process is not None and self.process.returncode is None:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(_POLL)
+        return True
+
+    def final_facts(self) -> dict[str, Any] | None:
+        """What memif-ref reported at exit (its --json line: action facts, counters), if it
+        has exited and said it."""
+        if self.process is None or self.process.returncode is None:
+            return None
+        return last_json_line(self.process.log_text())
 
     def negotiated(self) -> LinkParameters | None:
         """What memif-ref published for its link (rings, ring size, buffer size)."""
@@ -201,7 +295,9 @@ class ReferencePeer(Peer):
 
     def frame_capture(self) -> Path | None:
         """The pcap memif-ref writes (every frame both ways, in order), once it started."""
-        return self.pcap_path if self.process is not None else None
+        if self.process is None or self._capture_path() is None:
+            return None
+        return self.pcap_path
 
     def logs(self) -> str:
         """memif-ref's output so far."""
@@ -221,6 +317,7 @@ class ReferencePeer(Peer):
         if self.process is not None:
             self.process.stop()
         self.status_path.unlink(missing_ok=True)
+        self.trial_plan.unlink(missing_ok=True)
 
     @property
     def crashed(self) -> bool:

@@ -27,6 +27,7 @@ from harness.peers.reasons import normalise
 from harness.peers.testpmd import (
     DEFAULT_BINARY,
     MemifRole,
+    TestpmdAfPacketPort,
     TestpmdConfig,
     TestpmdError,
     TestpmdMemifPort,
@@ -78,6 +79,11 @@ def testpmd_config(
         raise PeerError(f"DPDK's memif driver has Ethernet mode only, not {spec.mode!r}")
     if spec.activity not in FORWARD_MODES:
         raise PeerError(f"testpmd has no forwarding mode for activity {spec.activity.value!r}")
+    if spec.rate is not None or spec.seconds is not None or spec.trials:
+        raise PeerError(
+            "testpmd txonly cannot pace or time-bound its transmitter (no software rate "
+            "limit in 22.11); a paced source needs another peer"
+        )
     port = TestpmdMemifPort(
         role=MemifRole.SERVER if spec.role is Role.SERVER else MemifRole.CLIENT,
         socket_path=spec.socket_path,
@@ -88,12 +94,14 @@ def testpmd_config(
         zero_copy=spec.zero_copy,
         socket_abstract=spec.abstract,
     )
+    # A NIC-backed forwarder: io between memif (port 0) and the kernel interface (port 1).
+    nic = (TestpmdAfPacketPort(iface=spec.iface),) if spec.iface else ()
     return TestpmdConfig(
-        ports=(port,),
+        ports=(port, *nic),
         file_prefix=file_prefix,
         cpu=cpu,
         hugepages=spec.zero_copy and hugepages_available(),
-        forward_mode=FORWARD_MODES[spec.activity],
+        forward_mode="io" if spec.iface else FORWARD_MODES[spec.activity],
         rxq=spec.queues,
         txq=spec.queues,
         txpkts=str(spec.frame_size) if spec.activity is Activity.SOURCE else None,
@@ -258,6 +266,7 @@ class TestpmdPeer(Peer):
         try:
             info = self.process.port_info(0)
             stats = self.process.port_stats(0)
+            sampled = time.monotonic()
         except TestpmdError as exc:
             raise self._error("testpmd stopped answering", exc) from exc
         reasons = _DISCONNECT_LOG.findall(self.process.log_text())
@@ -275,6 +284,7 @@ class TestpmdPeer(Peer):
             disconnect=normalise(text) if text else None,
             disconnect_text=text,
             running=self.process.running,
+            time=sampled,
         )
 
     def logs(self) -> str:

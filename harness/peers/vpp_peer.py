@@ -60,6 +60,7 @@ from harness.peers.vpp import (
     VppUnsupportedError,
     find_vpp,
 )
+from harness.topology.numa import Placement
 
 SOCKET_ID: Final = 1
 """The memif socket id every VppPeer registers (VPP names the interface memif1/<id>)."""
@@ -316,6 +317,7 @@ class VppPeer(Peer):
         workdir: Path,
         *,
         cpu: int | None = None,
+        placement: Placement | None = None,
         vpp_bin: str | None = None,
         search_path: str | None = None,
         api_prefix: str | None = None,
@@ -331,6 +333,7 @@ class VppPeer(Peer):
             workdir: Directory that gets the peer's runtime directory `vpp-<role>` (with
                 startup.conf, logs and the CLI socket).
             cpu: CPU for VPP's main thread (`cpu { main-core }`), which also polls memif.
+            placement: NUMA placement; its first CPU is the main core.
             vpp_bin: vpp executable (default: `vpp` on PATH); vppctl is looked for next to
                 it, then on PATH.
             search_path: PATH to search instead of the process's.
@@ -345,7 +348,7 @@ class VppPeer(Peer):
             PeerError: No usable VPP (the message says why and how to get one), or the
                 spec cannot be expressed in VPP's CLI, or it needs a newer VPP.
         """
-        super().__init__(spec, workdir, cpu=cpu)
+        super().__init__(spec, workdir, cpu=cpu, placement=placement)
         self.availability = self._find(vpp_bin, search_path)
         assert self.availability.vpp_bin is not None
         assert self.availability.vppctl_bin is not None

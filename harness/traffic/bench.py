@@ -20,7 +20,7 @@ from harness.topology.numa import HostTopology, PeerNeeds, PlacementPlan, plan_p
 from harness.topology.numa import read_host_topology as _read_host
 from harness.traffic.bench_point import BenchMode, BenchPoint, BenchTopology
 from harness.traffic.measurement import Latency, Measurement, Rate, gbps
-from harness.traffic.memif_path import MemifPath, PathError, PeerFactory
+from harness.traffic.memif_path import MemifPath, PacingRefused, PathError, PeerFactory
 from harness.traffic.nic_path import NicPath
 from harness.traffic.search import SearchError, mrr, ndr_pdr
 from harness.traffic.trial import TrialOutcome
@@ -158,19 +158,22 @@ class PointRun:
             placements=placements,
             paced=paced,
         )
-        if paced and (refusal := path.pacing_refusal()) is not None:
-            raise _Skip(f"NDR/PDR not possible here: {refusal}")
         generator_note = (
             "memif topology: the transmitting peer is the generator and part of what is "
             "measured; generator_pps is its own transmit rate"
         )
-        with path:
-            if not paced:
-                outcome = mrr(path.trial, duration=self.point.duration, trials=self.point.trials)
-                result = self._mrr_result(outcome.trials, outcome.tx_pps)
-            else:
-                probe = path.trial(self.point.duration, _FLOOD_LOAD)
-                result = self._search(path.trial, probe.tx_pps, probe)
+        try:
+            with path:
+                if not paced:
+                    outcome = mrr(
+                        path.trial, duration=self.point.duration, trials=self.point.trials
+                    )
+                    result = self._mrr_result(outcome.trials, outcome.tx_pps)
+                else:
+                    probe = path.trial(self.point.duration, None)  # as fast as it can
+                    result = self._search(path.trial, probe.tx_pps, probe)
+        except PacingRefused as exc:
+            raise _Skip(f"NDR/PDR not possible with this transmitter: {exc}") from exc
         receiver = path.receiver_facts()
         latency = _latency((receiver or {}).get("result", {}).get("latency"))
         if latency is not None and result.get("latency") is None:
@@ -262,15 +265,15 @@ class PointRun:
         }
 
 
-_FLOOD_LOAD = 50_000_000.0
-"""A load no Python generator reaches: the probe trial sends as fast as it can."""
-
-
 class _Skip(Exception):
     """The point cannot be measured with these peers (a SKIP with this reason)."""
 
 
+_LATENCY_KEYS = ("min_us", "avg_us", "p50_us", "p99_us", "max_us", "samples")
+
+
 def _latency(raw: dict[str, Any] | None) -> Latency | None:
+    """The sink's latency figures (extra keys it reports stay in the trial details)."""
     if not raw or not raw.get("samples"):
         return None
-    return Latency.from_json(raw)
+    return Latency.from_json({key: raw[key] for key in _LATENCY_KEYS})

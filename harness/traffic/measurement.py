@@ -201,6 +201,8 @@ class Measurement:
         peer_versions: Version of each peer by role ("server", "client").
         duration: Seconds per trial.
         trials: How many trials the figure comes from.
+        details: How the figure was made: each trial's counts, the NDR/PDR search's
+            trials, the generator self-test, the receiver's own report.
     """
 
     case: str
@@ -224,6 +226,7 @@ class Measurement:
     peer_versions: dict[str, str] = dataclasses.field(default_factory=dict)
     duration: float = 0.0
     trials: int = 1
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse values outside the schema, naming the field and what it allows."""

@@ -27,18 +27,26 @@ PeerFactory = Callable[[str, MemifSpec, Placement | None], Peer]
 LINK_TIMEOUT = 30.0
 WARMUP_SECONDS = 0.5
 POLL_SECONDS = 0.05
-TRIAL_GRACE = 20.0
-"""Seconds a paced trial may take beyond its duration (connect, drain) before it fails."""
+STATUS_WAIT = 5.0
+"""Seconds to wait for a receiver's counters read after a trial ended."""
 
 
 class PathError(RuntimeError):
     """The topology could not be brought up or a trial could not be measured."""
 
 
+class PacingRefused(PathError):
+    """The transmitting peer cannot run trials at a load (NDR/PDR is impossible with it)."""
+
+
 class MemifPath:
     """A (server, client) pair on one memif link, one side transmitting.
 
-    Use as a context manager; `trial(duration, load)` measures. `load=None` is full load.
+    Use as a context manager; `trial(duration, load)` measures. Without pacing the
+    transmitter sends at full load the whole time and a trial is a window of counters;
+    with pacing it transmits only in the trials the path asks for (`Peer.run_trial`), at
+    each trial's load, the link staying up throughout: a peer that leaves and comes back
+    for every trial would crash DPDK 22.11's polling receiver (fact sheet §9, c09561b).
     """
 
     def __init__(
@@ -65,7 +73,7 @@ class MemifPath:
             zero_copy: the client runs zero-copy.
             socket_path: the memif socket.
             placements: CPU/memory placement per role.
-            paced: trials at a load (NDR/PDR): the transmitter is started per trial.
+            paced: trials at a load (NDR/PDR): the transmitter runs trials on request.
         """
         self.make_peer = make_peer
         self.kinds = {Role.SERVER: server_kind, Role.CLIENT: client_kind}
@@ -80,23 +88,6 @@ class MemifPath:
         self.sender: Peer | None = None
         self._warm = False
 
-    # ------------------------------------------------------------------ set-up
-
-    def pacing_refusal(self) -> str | None:
-        """Why paced trials are impossible with these peers (None: they are possible)."""
-        if self.kinds[self.sender_role] != "reference":
-            return (
-                f"the transmitter ({self.kinds[self.sender_role]} {self.sender_role.value}) "
-                "cannot pace its rate; NDR/PDR on the memif topology needs the reference "
-                "as transmitter, or --topology nic"
-            )
-        if self.sender_role is Role.SERVER:
-            return (
-                "a paced trial restarts the transmitter; a transmitting server would make the "
-                "client reconnect every trial: use direction c2s or --topology nic"
-            )
-        return None
-
     def _spec(self, role: Role, **fields: Any) -> MemifSpec:
         return MemifSpec(
             role=role,
@@ -106,29 +97,40 @@ class MemifPath:
             **fields,
         )
 
-    def _start(self, role: Role, spec: MemifSpec) -> Peer:
-        peer = self.make_peer(self.kinds[role], spec, self.placements.get(role))
-        peer.start()
-        return peer
-
     def __enter__(self) -> MemifPath:
-        receiver_spec = self._spec(self.receiver_role, activity=Activity.SINK)
-        if self.paced:
-            refusal = self.pacing_refusal()
-            if refusal is not None:
-                raise PathError(refusal)
-            self.receiver = self._start(self.receiver_role, receiver_spec)
-            return self
-        sender_spec = self._spec(self.sender_role, activity=Activity.SOURCE)
-        first, second = (
-            (receiver_spec, sender_spec)
-            if self.receiver_role is Role.SERVER
-            else (sender_spec, receiver_spec)
-        )
-        started = [self._start(first.role, first), self._start(second.role, second)]
-        by_role = {peer.spec.role: peer for peer in started}
-        self.receiver, self.sender = by_role[self.receiver_role], by_role[self.sender_role]
-        for peer in started:
+        """Start the receiver and the transmitter (server first), wait for the link; stops
+        whatever started when something fails."""
+        try:
+            return self._enter()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _enter(self) -> MemifPath:
+        specs = {
+            self.receiver_role: self._spec(self.receiver_role, activity=Activity.SINK),
+            self.sender_role: self._spec(
+                self.sender_role, activity=Activity.SOURCE, trials=self.paced
+            ),
+        }
+        peers: dict[Role, Peer] = {}
+        for role in (Role.SERVER, Role.CLIENT):  # the server listens before the client dials
+            try:
+                peer = self.make_peer(self.kinds[role], specs[role], self.placements.get(role))
+            except PeerError as exc:
+                if self.paced and role is self.sender_role:
+                    raise PacingRefused(
+                        f"the transmitter ({self.kinds[role]} {role.value}) cannot run trials "
+                        f"at a load: {exc.args[0]}"
+                    ) from exc
+                raise
+            peers[role] = peer
+            if role is self.receiver_role:
+                self.receiver = peer
+            else:
+                self.sender = peer
+            peer.start()
+        for peer in peers.values():
             if not peer.wait_for_link(LINK_TIMEOUT):
                 raise PathError(
                     f"{peer.kind} {peer.spec.role.value}: no link in {LINK_TIMEOUT:g} s"
@@ -147,23 +149,25 @@ class MemifPath:
 
     def trial(self, duration: float, load: float | None) -> TrialOutcome:
         """Measure one trial of `duration` seconds at `load` frames/s (None: full load)."""
-        if load is None:
-            return self._full_load_trial(duration)
-        return self._paced_trial(duration, load)
-
-    def _full_load_trial(self, duration: float) -> TrialOutcome:
         if self.sender is None or self.receiver is None:
-            raise PathError("full-load trials need the path entered without pacing")
+            raise PathError("enter the path first")
+        if self.paced:
+            return self._requested_trial(self.sender, self.receiver, duration, load)
+        if load is not None:
+            raise PathError("an unpaced path measures at full load only")
+        return self._window_trial(self.sender, self.receiver, duration)
+
+    def _window_trial(self, sender: Peer, receiver: Peer, duration: float) -> TrialOutcome:
         if not self._warm:
-            _wait_counting(self.receiver, WARMUP_SECONDS + 10.0)
+            _wait_counting(receiver, WARMUP_SECONDS + 10.0)
             _poll_for(WARMUP_SECONDS)
             self._warm = True
-        sent = _track(self.sender.status(), tx=True)
-        received = _track(self.receiver.status(), tx=False)
+        sent = _track(sender.status(), tx=True)
+        received = _track(receiver.status(), tx=False)
         end = time.monotonic() + duration
         while time.monotonic() < end:
             _poll_for(min(POLL_SECONDS, max(end - time.monotonic(), 0.0)))
-            sent_status, received_status = self.sender.status(), self.receiver.status()
+            sent_status, received_status = sender.status(), receiver.status()
             if not (sent_status.link_up and received_status.link_up):
                 raise PathError("the memif link went down during a full-load trial")
             sent.update(sent_status.counters.tx_frames, sent_status.time)
@@ -179,38 +183,30 @@ class MemifPath:
             seconds=seconds,
         )  # fmt: skip
 
-    def _paced_trial(self, duration: float, load: float) -> TrialOutcome:
-        if self.receiver is None:
-            raise PathError("enter the path first")
-        received = _track(self.receiver.status(), tx=False)
-        spec = self._spec(self.sender_role, activity=Activity.SOURCE, rate=load, seconds=duration)
-        sender = self._start(self.sender_role, spec)
-        if not isinstance(sender, ReferencePeer):
-            sender.stop()
-            raise PathError(f"{sender.kind} cannot run a paced trial")
-        try:
-            deadline = time.monotonic() + duration + TRIAL_GRACE
-            while not sender.wait_finished(POLL_SECONDS):
-                status = self.receiver.status()
-                received.update(status.counters.rx_frames, status.time)
-                if time.monotonic() > deadline:
-                    raise PathError(f"a paced trial of {duration:g} s did not end in time")
-            status = self.receiver.status()
+    def _requested_trial(
+        self, sender: Peer, receiver: Peer, duration: float, load: float | None
+    ) -> TrialOutcome:
+        before = receiver.status()
+        received = _track(before, tx=False)
+        counts = sender.run_trial(duration, load)  # returns once the receiver drained it
+        finished = time.monotonic()
+        while True:  # a status read after the trial ended (memif-ref publishes every 0.2 s)
+            status = receiver.status()
+            if not status.link_up:
+                raise PathError("the memif link went down during a trial")
             received.update(status.counters.rx_frames, status.time)
-            facts = sender.final_facts() or {}
-        finally:
-            sender.stop()
-        result = facts.get("result") or {}
-        if "sent" not in result:
-            raise PathError(f"the paced transmitter reported no counts: {facts or sender.logs()}")
+            if status.time is None or status.time >= finished:
+                break
+            if time.monotonic() > finished + STATUS_WAIT:
+                raise PathError(f"the {receiver.kind} receiver published no counters since")
+            _poll_for(POLL_SECONDS)
         return TrialOutcome(
             duration,
             load,
-            sent=int(result["sent"]),
-            unsent=int(result.get("unsent", 0)),
+            sent=counts.sent,
+            unsent=counts.unsent,
             received=received.total,
-            seconds=float(result.get("elapsed") or duration),
-            latency=None,
+            seconds=counts.elapsed or duration,
         )
 
     def receiver_facts(self) -> dict[str, Any] | None:

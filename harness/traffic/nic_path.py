@@ -195,8 +195,8 @@ class NicPath:
         self.traffic: TrafficPair | None = None
 
     def __enter__(self) -> NicPath:
-        server_host = self.topology.add_nic_host("bench-a", "ba0", "ban", GENERATOR_ADDRESS)
-        client_host = self.topology.add_nic_host("bench-b", "bb0", "bbn", SINK_ADDRESS)
+        server_host = self.topology.add_nic_host("bench_a", "ba0", "ban", GENERATOR_ADDRESS)
+        client_host = self.topology.add_nic_host("bench_b", "bb0", "bbn", SINK_ADDRESS)
         nic = {Role.SERVER: server_host.nic_if, Role.CLIENT: client_host.nic_if}
         for role in (Role.SERVER, Role.CLIENT):
             spec = MemifSpec(
@@ -239,8 +239,8 @@ class NicPath:
 
     def self_test(self, duration: float) -> TrialOutcome:
         """The generator straight into a sink over one veth (no DUT), at full load."""
-        a = self.topology.add_netns("selftest-gen")
-        b = self.topology.add_netns("selftest-sink")
+        a = self.topology.add_netns("selftest_gen")
+        b = self.topology.add_netns("selftest_sink")
         pair = self.topology.add_veth("sg0", "ss0", netns=a, peer_netns=b, tx_checksum=False)
         tn.add_address(pair.name, SELF_GENERATOR_ADDRESS, netns=a)
         tn.add_address(pair.peer, SELF_SINK_ADDRESS, netns=b)
