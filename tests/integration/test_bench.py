@@ -70,3 +70,44 @@ def test_memif_mrr_testpmd_and_reference_clients(tmp_path: Path) -> None:
     assert "same-node-zc" in summary and "Mpps" in summary
     assert "<svg" in (tmp_path / "index.html").read_text()
     assert set(tn.list_netns()) == namespaces_before
+
+
+def test_memif_ndrpdr_with_the_reference_trial_source(tmp_path: Path) -> None:
+    """NDR/PDR by MLRsearch: the reference client runs the trials into a testpmd server (the
+    link stays up: no trial reconnects); a testpmd transmitter is skipped with the reason."""
+    done, results = bench(
+        tmp_path, "--mode", "ndrpdr", "--case", "same-node-copy",
+        "--pairs", "testpmd:reference,testpmd:testpmd", "--frame-size", "64",
+        "--duration", "0.5",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    measured = by_key(results)
+    ndr = measured[("same-node-copy", "testpmd", "reference", 64)]
+    assert ndr["verdict"] == "PASS", ndr
+    assert 0 < ndr["ndr"]["pps"] <= ndr["pdr"]["pps"] * 1.01
+    assert ndr["ndr"]["pps"] <= ndr["generator_pps"] * 1.01
+    assert ndr["pps"] == ndr["ndr"]["pps"] and ndr["trials"] > 5
+    loads = [t["load"] for t in ndr["details"]["searches"][0]["trials"]]
+    assert len(set(loads)) > 3, "MLRsearch tried several loads"
+    skipped = measured[("same-node-copy", "testpmd", "testpmd", 64)]
+    assert skipped["verdict"] == "SKIP" and "cannot pace" in skipped["reason"]
+
+
+def test_nic_topology_mrr_with_latency_and_generator_self_test(tmp_path: Path) -> None:
+    """generator ns -> veth -> testpmd server -> memif -> reference client -> veth -> sink
+    ns: frames arrive, latency from the stamps, the generator's self-test beside it, and
+    the namespaces are gone afterwards."""
+    namespaces_before = set(tn.list_netns())
+    done, results = bench(
+        tmp_path, "--topology", "nic", "--case", "same-node-copy",
+        "--pairs", "testpmd:reference", "--frame-size", "64", "--direction", "s2c",
+        "--trials", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (m,) = results["measurements"]
+    assert m["verdict"] == "PASS", m
+    assert m["pps"] > 1000 and m["generator_pps"] > 1000
+    assert m["latency"]["samples"] > 0
+    assert 0 < m["latency"]["min_us"] <= m["latency"]["p50_us"] <= m["latency"]["max_us"]
+    assert m["details"]["generator_self_test"]["received"] > 0
+    assert set(tn.list_netns()) == namespaces_before
