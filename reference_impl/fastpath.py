@@ -197,8 +197,7 @@ def _unchained_run(
     region = int(head[0]) >> 16
     if region >= len(regions) or np.count_nonzero(head != region << 16):
         return None  # a NEXT flag (a chain), another region, or no such region
-    count = last - first
-    if np.count_nonzero(lengths >= reach) != count:
+    if int(lengths.min()) < reach:
         return None  # an empty frame (to drop) or one shorter than the window
     longest = int(lengths.max())
     area = regions[region].array
@@ -221,7 +220,12 @@ def _run_windows(area: U8, offsets: U32, offset: int, width: int) -> U8:
     if count > 1 and stride > 0 and stride % (count - 1) == 0:
         stride //= count - 1
         if not np.count_nonzero((offsets[1:] - offsets[:-1]) != stride):
-            return _strided_rows(area, first + offset, stride, count, width).copy()
+            # one `width`-byte item per buffer: a copy of n items, not of n rows of bytes
+            items: npt.NDArray[np.void] = np.ndarray(
+                (count,), f"V{width}", buffer=area, offset=first + offset, strides=(stride,)
+            )
+            rows: U8 = items.copy().view(np.uint8).reshape(count, width)
+            return rows
     index = offsets.astype(np.int64)[:, None] + np.arange(offset, offset + width)
     picked: U8 = area[index]
     return picked
