@@ -7,7 +7,11 @@ receivers on CPU 0, all in the same run, so the ratios are meaningful on a noisy
 A testpmd receiver's rate is what its port counters show while the link is up; the
 reference sink's is read from its status file (counters and the time they were written).
 
-    python -m harness.bench_reference [--sizes 64,1024] [--seconds 3]
+    python -m harness.bench_reference [--sizes 64,1024] [--seconds 3] [--repeat 3]
+
+With --repeat N the three cases run N times, interleaved, and each rate printed is the
+median of its N samples (with their range): a burst of other load hits one sample, not
+the result.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Rate:
     rx_gbps: float
     receiver: str = "testpmd"
     latency: dict[str, Any] | None = None  # the reference sink's, over its whole run
+    trial: int = 0  # which repetition of the run it belongs to
 
 
 @contextmanager
@@ -185,24 +190,59 @@ def measure_reference_pair(size: int, seconds: float, workdir: Path) -> Rate:
     return Rate("reference", size, pps, gbps, receiver="reference", latency=result.get("latency"))
 
 
-def run(sizes: Sequence[int], seconds: float, binary: str) -> list[Rate]:
-    """Measure the three pairs at every size, in one run."""
+def run(sizes: Sequence[int], seconds: float, binary: str, repeat: int = 1) -> list[Rate]:
+    """Measure the three pairs at every size, `repeat` times interleaved, in one run."""
     workdir = Path(tempfile.mkdtemp(prefix="memif-bench-"))
     try:
         rates = []
-        for size in sizes:
-            rates.append(measure_reference(size, seconds, workdir, binary))
-            rates.append(measure_testpmd(size, seconds, workdir, binary))
-            rates.append(measure_reference_pair(size, seconds, workdir))
+        for trial in range(repeat):
+            for size in sizes:
+                for rate in (
+                    measure_reference(size, seconds, workdir, binary),
+                    measure_testpmd(size, seconds, workdir, binary),
+                    measure_reference_pair(size, seconds, workdir),
+                ):
+                    rates.append(dataclasses.replace(rate, trial=trial))
         return rates
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _pick(rates: Sequence[Rate], sender: str, receiver: str, size: int) -> Rate:
-    return next(
-        r for r in rates if (r.sender, r.receiver, r.frame_size) == (sender, receiver, size)
+def _median(rates: Sequence[Rate], sender: str, receiver: str, size: int) -> Rate:
+    """The sample with the median rate of one case (the lower middle one of an even count)."""
+    samples = sorted(
+        (r for r in rates if (r.sender, r.receiver, r.frame_size) == (sender, receiver, size)),
+        key=lambda rate: rate.rx_pps,
     )
+    return samples[(len(samples) - 1) // 2]
+
+
+def _ratio(rates: Sequence[Rate], sender: str, receiver: str, size: int) -> float:
+    """Median over the trials of (sender -> receiver) / (testpmd -> testpmd) of that trial."""
+
+    def rate_of(trial: int, pair: tuple[str, str]) -> float:
+        return next(
+            r.rx_pps
+            for r in rates
+            if (r.trial, r.sender, r.receiver, r.frame_size) == (trial, *pair, size)
+        )
+
+    ratios = sorted(
+        rate_of(trial, (sender, receiver)) / rate_of(trial, ("testpmd", "testpmd"))
+        for trial in sorted({r.trial for r in rates})
+        if rate_of(trial, ("testpmd", "testpmd"))
+    )
+    return ratios[(len(ratios) - 1) // 2] if ratios else float("nan")
+
+
+def _spread(rates: Sequence[Rate], sample: Rate) -> str:
+    same = [
+        r.rx_pps / 1e6
+        for r in rates
+        if (r.sender, r.receiver, r.frame_size)
+        == (sample.sender, sample.receiver, sample.frame_size)
+    ]
+    return f"{min(same):.2f}-{max(same):.2f}" if len(same) > 1 else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,11 +250,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="64,1024", help="frame sizes, comma separated")
     parser.add_argument("--seconds", type=float, default=3.0, help="measurement per case")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the cases this many times (medians)"
+    )
     parser.add_argument("--testpmd", default="dpdk-testpmd")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
-    rates = run(sizes, args.seconds, args.testpmd)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    rates = run(sizes, args.seconds, args.testpmd, args.repeat)
     if args.json:
         print(json.dumps([dataclasses.asdict(rate) for rate in rates]))
         return 0
@@ -222,20 +267,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'size':>5} {'ref->testpmd':>12} {'testpmd->testpmd':>16} {'ratio':>6} "
         f"{'ref->ref':>9} {'ratio':>6}  ref->ref latency p50/p99 us"
     )
+    nan = float("nan")
     for size in sizes:
-        ref = _pick(rates, "reference", "testpmd", size)
-        tpm = _pick(rates, "testpmd", "testpmd", size)
-        pair = _pick(rates, "reference", "reference", size)
-        nan = float("nan")
-        ratio = ref.rx_pps / tpm.rx_pps if tpm.rx_pps else nan
-        pair_ratio = pair.rx_pps / tpm.rx_pps if tpm.rx_pps else nan
+        ref = _median(rates, "reference", "testpmd", size)
+        tpm = _median(rates, "testpmd", "testpmd", size)
+        pair = _median(rates, "reference", "reference", size)
+        ratio = _ratio(rates, "reference", "testpmd", size)
+        pair_ratio = _ratio(rates, "reference", "reference", size)
         latency = pair.latency or {}
         print(
             f"{size:>5} {ref.rx_pps / 1e6:>12.3f} {tpm.rx_pps / 1e6:>16.3f} {ratio:>6.3f} "
             f"{pair.rx_pps / 1e6:>9.3f} {pair_ratio:>6.3f}  "
             f"{latency.get('p50_us', nan):.1f}/{latency.get('p99_us', nan):.1f}"
         )
-    print("(Mpps; ratios to testpmd->testpmd; receivers on CPU 0, transmitters on CPU 1)")
+        if args.repeat > 1:
+            print(
+                f"{'':>5} {_spread(rates, ref):>12} {_spread(rates, tpm):>16} {'':>6} "
+                f"{_spread(rates, pair):>9}   (range of {args.repeat} samples)"
+            )
+    print(
+        "(Mpps"
+        + (f", medians of {args.repeat} runs" if args.repeat > 1 else "")
+        + "; ratios to testpmd->testpmd of the same run"
+        + (", their medians" if args.repeat > 1 else "")
+        + "; receivers on CPU 0, transmitters on CPU 1)"
+    )
     return 0
 
 
