@@ -263,10 +263,14 @@ def sink(
     while (link := loop.link(progressed, wait=_INTERRUPT_WAIT)) is not None:
         progressed = False
         for queue in range(len(link.rx)):
-            batch, windows = link.receive_window(queue, stamps.STAMP_OFFSET, stamps.STAMP_SIZE)
+            if not link.rx_pending(queue):
+                continue  # an idle poll costs one index read
+            batch, windows, seen_ns = link.receive_window(
+                queue, stamps.STAMP_OFFSET, stamps.STAMP_SIZE
+            )
             if len(batch):
                 progressed = True
-                receiver.add(windows, time.monotonic(), time.monotonic_ns())
+                receiver.add(windows, time.monotonic(), seen_ns)
         if count is not None and receiver.received >= count:
             loop.stopped_by = "count"
             break

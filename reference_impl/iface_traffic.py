@@ -120,11 +120,12 @@ def receive(args: argparse.Namespace) -> dict[str, Any]:
         stopped_by = "duration"
         while (now := time.monotonic()) < end:
             batch = port.receive(RX_BURST)
+            seen_ns = time.monotonic_ns()  # after the ring was read: never before arrival
             if not len(batch):
                 select.select([port], [], [], min(IDLE_WAIT, end - now))
                 continue
             windows = frame_windows(batch, stamps.STAMP_OFFSET, stamps.STAMP_SIZE)
-            receiver.add(windows, time.monotonic(), time.monotonic_ns())
+            receiver.add(windows, now, seen_ns)
             if args.count is not None and receiver.received >= args.count:
                 stopped_by = "count"
                 break

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -122,6 +123,7 @@ class Link:
         self.faults = faults
         self._open_chain_at: list[int | None] = [None] * len(self.rx)
         self._copy_images: dict[tuple[int, int], npt.NDArray[np.uint64]] = {}
+        self._rx_seen_ns = 0  # when the last receive read the peer's index
         self.recorder: FrameRecorder | None = None
         """Gets every burst sent and received, in order (None: nothing is recorded)."""
         self.polling = polling
@@ -375,10 +377,20 @@ class Link:
         """
         return self._receive(queue, copy, None)[0]
 
+    def rx_pending(self, queue: int = 0) -> int:
+        """Slots the peer filled on RX `queue` that we have not taken yet: one index read,
+        nothing checked or taken (`receive` checks). A poll that finds 0 can skip it."""
+        if self.error is not None:
+            return 0
+        q = self.rx[queue]
+        index = q.view.head if self.role is Role.SERVER else q.view.tail
+        return (index - q.cursor) & _INDEX_MASK
+
     def receive_window(
         self, queue: int, offset: int, width: int
-    ) -> tuple[PacketBatch, npt.NDArray[np.uint8]]:
-        """`receive(copy=False)` plus the `width` bytes at `offset` of every frame.
+    ) -> tuple[PacketBatch, npt.NDArray[np.uint8], int]:
+        """`receive(copy=False)` plus the `width` bytes at `offset` of every frame, and when
+        the peer's index was read (time.monotonic_ns): when these frames were seen.
 
         The bytes (an (n, width) array, zeros for frames shorter than offset + width) are
         read in place through a strided view of the buffers: a sink reads a payload
@@ -387,7 +399,7 @@ class Link:
         batch, window = self._receive(queue, False, (offset, width))
         if window is None:
             window = fastpath.frame_windows(batch, offset, width)
-        return batch, window
+        return batch, window, self._rx_seen_ns
 
     def _receive(
         self, queue: int, copy: bool, window: tuple[int, int] | None
@@ -396,10 +408,14 @@ class Link:
             return PacketBatch.empty(), None
         if self.zero_copy:
             got = self.receive_in_place(queue).batch(copy or window is not None)
+            self._rx_seen_ns = time.monotonic_ns()
             return got, None
         recorder = self.recorder
         q = self.rx[queue]
         end = self._rx_end(queue)
+        self._rx_seen_ns = time.monotonic_ns()  # every frame taken was published by now
+        if end == q.cursor:
+            return PacketBatch.empty(), None  # nothing new (an idle poll: no numpy work)
         want_bytes = copy or (recorder is not None and recorder.needs_bytes)
         owned = self._refill[queue] if self._refill else None
         windows = None

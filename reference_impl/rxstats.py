@@ -45,16 +45,20 @@ class LatencyStats:
         self._offered = 0  # samples moved out of staging so far
 
     def add(self, now_ns: int, sent_ns: U64) -> None:
-        """Take the send times of one burst's frames, received at `now_ns`."""
+        """Take the send times of one burst's frames, received at `now_ns`.
+
+        `now_ns` is best read right after the receiver saw the burst (read the ring index),
+        before its work on it: earlier, a frame published in between would come out
+        negative; later, the receiver's own work would count as latency.
+        """
         count = int(sent_ns.size)
         if count == 0:
             return
         step = -(-count // self.per_burst)
         picked = sent_ns[::step]
         end = self._staged + picked.size
-        np.subtract(
-            np.int64(now_ns), picked.astype(np.int64), out=self._staging[self._staged : end]
-        )
+        staged = self._staging[self._staged : end]
+        np.subtract(np.int64(now_ns), picked.astype(np.int64), out=staged)
         self._staged = end
         if end >= _STAGING:
             self._flush()

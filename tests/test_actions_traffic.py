@@ -39,11 +39,11 @@ class ClientDriver:
         return self.pair.client_link
 
     def take(self) -> None:
-        batch, windows = self.pair.server_link.receive_window(
+        batch, windows, seen_ns = self.pair.server_link.receive_window(
             0, stamps.STAMP_OFFSET, stamps.STAMP_SIZE
         )
         if len(batch):
-            self.peer.add(windows, time.monotonic(), time.monotonic_ns())
+            self.peer.add(windows, time.monotonic(), seen_ns)
 
     def service(self, timeout: float) -> None:
         self.pair.client.service(timeout)

@@ -4,6 +4,8 @@ the general producer and consumer whenever the fast paths' assumptions do not ho
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,9 @@ def test_receive_window_reads_each_frames_bytes_in_place() -> None:
     frame = template(64, seed=2)
     with memif_pair() as pair:
         pair.client_link.transmit_copies(frame, 30, fill=numbered)
-        batch, windows = pair.server_link.receive_window(0, 18, 6)
+        before = time.monotonic_ns()
+        batch, windows, seen_ns = pair.server_link.receive_window(0, 18, 6)
+        assert before <= seen_ns <= time.monotonic_ns()
         assert batch.data.size == 0  # nothing copied out but the windows
         assert batch.lengths.tolist() == [64] * 30
         want = np.array([np.frombuffer(f, np.uint8)[18:24] for f in expected(frame, 30)])
@@ -86,7 +90,7 @@ def test_receive_window_zero_fills_frames_too_short_for_it() -> None:
     frames = frames_of([64, 20, 64, 3 * BUFFER], seed=9)  # a short frame and a chain
     with memif_pair() as pair:
         pair.client_link.transmit(PacketBatch.from_frames(frames))
-        batch, windows = pair.server_link.receive_window(0, 16, 8)
+        batch, windows, _ = pair.server_link.receive_window(0, 16, 8)
         assert batch.lengths.tolist() == [64, 20, 64, 3 * BUFFER]
         assert windows[1].tolist() == [0] * 8
         for row in (0, 2, 3):
