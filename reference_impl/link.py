@@ -291,7 +291,13 @@ class Link:
         if not template.size:
             raise ValueError("cannot transmit a zero-length frame")
         if self.faults or self.recorder is not None:
-            return self._transmit_built(template, count, queue, fill)
+            # Built copies: never more than the ring can take (count may be a huge bound).
+            try:
+                room = min(count, self.tx_space(queue))
+            except RingError as exc:
+                self._stop(exc, rx=False)
+                return 0
+            return self._transmit_built(template, room, queue, fill) if room else 0
         q = self.tx[queue]
         owned = self._tx_owned[queue] if self._tx_owned else None
         length = int(template.size)

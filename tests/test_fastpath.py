@@ -53,6 +53,31 @@ def test_client_copies_stop_at_the_free_slots() -> None:
         assert len(pair.server_link.receive(copy=False)) == RING
 
 
+class _Recorder:
+    """A FrameRecorder that keeps how many frames it saw (a pcap writer, for one)."""
+
+    needs_bytes = True
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def record(self, batch: PacketBatch) -> None:
+        self.frames += len(batch)
+
+
+def test_recorded_copies_are_built_only_for_the_free_slots() -> None:
+    """With a recorder the copies are built in a batch first: a source's huge frame bound
+    (10**12) must not become a 58 TiB array (a memif-ref client with --pcap died of it)."""
+    frame = template(64)
+    with memif_pair() as pair:
+        recorder = _Recorder()
+        pair.client_link.recorder = recorder
+        assert pair.client_link.transmit_copies(frame, 10**12, fill=numbered) == RING
+        assert pair.client_link.transmit_copies(frame, 10**12) == 0
+        assert recorder.frames == RING
+        assert pair.server_link.receive().frames() == expected(frame, RING)
+
+
 def test_frames_longer_than_a_buffer_go_the_general_way_as_chains() -> None:
     frame = template(3 * BUFFER - 10)
     with memif_pair() as pair:
