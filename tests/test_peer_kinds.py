@@ -96,6 +96,8 @@ def test_bad_pairs_are_usage_errors(text: str) -> None:
         ({"activity": Activity.VERIFY}, "no forwarding mode for activity 'verify'"),
         ({"mode": "ip"}, "Ethernet mode only, not 'ip'"),
         ({"interrupt": True}, "always polls"),
+        ({"activity": Activity.SOURCE, "rate": 1e5}, "cannot pace"),
+        ({"activity": Activity.SOURCE, "trials": True}, "cannot pace"),
     ],
 )
 def test_testpmd_refuses_what_it_cannot_do(overrides: dict[str, object], message: str) -> None:
@@ -118,3 +120,43 @@ def test_interrupt_mode_reaches_external_templates_and_vpp_refuses_it(tmp_path: 
     assert command.argv(polling, tmp_path)[-1] == "poll"
     with pytest.raises(ValueError, match="not mapped to VPP's rx-mode"):
         memif_setup(spec)
+
+
+def test_benchmark_fields_map_to_memif_ref_and_testpmd(tmp_path: Path) -> None:
+    """SOURCE rate/seconds/trials, FORWARD to a NIC, and no pcap for a benchmark."""
+    from harness.peers.testpmd_peer import testpmd_config
+
+    paced = MemifSpec(Role.CLIENT, "/tmp/x.sock", activity=Activity.SOURCE, frame_size=128,
+                      rate=250_000.0, seconds=2.0)  # fmt: skip
+    argv = memif_ref_argv(paced, tmp_path / "s.json")
+    assert argv[argv.index("source") :] == [
+        "source", "--count", "1000000000000", "--size", "128",
+        "--rate", "250000.000", "--seconds", "2.000",
+    ]  # fmt: skip
+    trials = dataclasses.replace(paced, rate=None, seconds=None, trials=True)
+    argv = memif_ref_argv(trials, tmp_path / "s.json", trial_plan=tmp_path / "plan.json")
+    assert argv[-2:] == ["--trials", str(tmp_path / "plan.json")]
+    nic = MemifSpec(Role.SERVER, "/tmp/x.sock", activity=Activity.FORWARD, iface="veth7")
+    assert memif_ref_argv(nic, tmp_path / "s.json")[-3:] == ["forward", "--iface", "veth7"]
+    config = testpmd_config(nic, cpu=0, file_prefix="p")
+    assert config.forward_mode == "io" and len(config.ports) == 2
+    assert "iface=veth7" in config.ports[1].vdev_arg(1)
+    quiet = ReferencePeer(dataclasses.replace(nic, capture=False), tmp_path)
+    assert quiet._capture_path() is None
+    assert ReferencePeer(nic, tmp_path)._capture_path() is not None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"rate": 0.0}, "rate"),
+        ({"seconds": -1.0}, "seconds"),
+        ({"iface": "veth0"}, "iface"),
+        ({"trials": True, "rate": 10.0}, "trials"),
+    ],
+)
+def test_spec_refuses_inconsistent_benchmark_fields(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        MemifSpec(Role.CLIENT, "/tmp/x.sock", activity=Activity.SOURCE, **fields)  # type: ignore[arg-type]

@@ -77,6 +77,9 @@ class MemifSpec:
     that cannot pace its transmitter refuses a rate rather than ignoring it."""
     seconds: float | None = None
     """SOURCE: stop transmitting after this long (None: until stopped)."""
+    capture: bool = True
+    """Keep a pcap of the frames the peer moves, if it can (the reference can): evidence for
+    conformance cases; benchmarks turn it off, recording costs speed."""
     trials: bool = False
     """SOURCE: transmit only in the trials the harness starts one by one with
     `Peer.run_trial` (each at its own rate, for its own time), the link staying up between

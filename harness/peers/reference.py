@@ -169,11 +169,8 @@ class ReferencePeer(Peer):
             raise PeerError("memif-ref did not start", str(exc)) from exc
 
     def _capture_path(self) -> Path | None:
-        """Where memif-ref writes its pcap; None for a timed or paced source (a benchmark's
-        transmitter: its frames are all alike, and recording costs it speed)."""
-        if self.spec.rate is not None or self.spec.seconds is not None or self.spec.trials:
-            return None
-        return self.pcap_path
+        """Where memif-ref writes its pcap (None: the spec asks for no capture)."""
+        return self.pcap_path if self.spec.capture else None
 
     def _status(self) -> dict[str, Any]:
         try:

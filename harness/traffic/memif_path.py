@@ -94,6 +94,7 @@ class MemifPath:
             socket_path=self.socket_path,
             zero_copy=self.zero_copy and role is Role.CLIENT,
             frame_size=self.frame_size,
+            capture=False,
             **fields,
         )
 

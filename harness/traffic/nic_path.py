@@ -206,6 +206,7 @@ class NicPath:
                 iface=nic[role],
                 zero_copy=self.zero_copy and role is Role.CLIENT,
                 frame_size=self.frame_size,
+                capture=False,
             )
             peer = self.make_peer(self.kinds[role], spec, self.placements.get(role.value))
             peer.start()
