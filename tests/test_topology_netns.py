@@ -173,6 +173,23 @@ def test_veth_with_one_end_in_the_root_namespace(label: RunLabel) -> None:
 
 @pytest.mark.integration
 @needs_root
+def test_mtu_of_both_veth_ends_fits_1518_byte_frames(label: RunLabel) -> None:
+    """A 1518-byte frame (L2, no FCS) carries 1504 bytes: more than the default MTU."""
+    with Topology(label) as topo:
+        host = topo.add_netns("m")
+        pair = topo.add_veth("m0", "m1", peer_netns=host)
+        tn.set_mtu(pair.name, 1504)
+        tn.set_mtu(pair.peer, 1504, host)
+        assert Path(f"/sys/class/net/{pair.name}/mtu").read_text().strip() == "1504"
+        with tn.iproute(host) as ipr:
+            (link,) = ipr.get_links(ipr.link_lookup(ifname=pair.peer)[0])
+            assert link.get_attr("IFLA_MTU") == 1504
+        with pytest.raises(ValueError, match="MTU 20"):
+            tn.set_mtu(pair.name, 20)
+
+
+@pytest.mark.integration
+@needs_root
 def test_tap_in_a_namespace(label: RunLabel) -> None:
     with Topology(label) as topo:
         host = topo.add_netns("t")

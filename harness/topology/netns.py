@@ -370,6 +370,18 @@ def set_link_up(ifname: str, netns: str | None = None, *, up: bool = True) -> No
         ipr.link("set", index=_index(ipr, ifname, netns), state="up" if up else "down")
 
 
+def set_mtu(ifname: str, mtu: int, netns: str | None = None) -> None:
+    """Set an interface's MTU (bytes of L3 payload per frame).
+
+    Raises:
+        ValueError: an MTU outside 68..65535.
+    """
+    if not 68 <= mtu <= 65535:
+        raise ValueError(f"MTU {mtu} not in 68..65535")
+    with iproute(netns) as ipr:
+        ipr.link("set", index=_index(ipr, ifname, netns), mtu=mtu)
+
+
 def link_is_up(ifname: str, netns: str | None = None) -> bool:
     """Return True if the interface is administratively up (IFF_UP)."""
     with iproute(netns) as ipr:

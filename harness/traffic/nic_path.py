@@ -140,6 +140,17 @@ class TrafficPair:
         )
 
 
+ETHERNET_HEADER = 14
+
+
+def _fit_frames(host: NicHost, frame_size: int) -> None:
+    """Raise the MTU of both ends of a host's veth so `frame_size`-byte frames (L2, no FCS:
+    1518 B is 1504 B of payload) pass; never below the default 1500."""
+    mtu = max(1500, frame_size - ETHERNET_HEADER)
+    tn.set_mtu(host.host_if, mtu, host.netns)
+    tn.set_mtu(host.nic_if, mtu, host.nic_netns)
+
+
 def _wait_file(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -197,6 +208,8 @@ class NicPath:
     def __enter__(self) -> NicPath:
         server_host = self.topology.add_nic_host("bench_a", "ba0", "ban", GENERATOR_ADDRESS)
         client_host = self.topology.add_nic_host("bench_b", "bb0", "bbn", SINK_ADDRESS)
+        for host in (server_host, client_host):
+            _fit_frames(host, self.frame_size)
         nic = {Role.SERVER: server_host.nic_if, Role.CLIENT: client_host.nic_if}
         for role in (Role.SERVER, Role.CLIENT):
             spec = MemifSpec(
@@ -249,5 +262,6 @@ class NicPath:
             NicHost(a, pair.name, pair.peer, b, tn.check_address(SELF_GENERATOR_ADDRESS)),
             NicHost(b, pair.peer, pair.name, a, tn.check_address(SELF_SINK_ADDRESS)),
         )
+        _fit_frames(hosts.generator, self.frame_size)
         traffic = TrafficPair(hosts, self.frame_size, self.workdir, self.placements.get("traffic"))
         return traffic.trial(duration, None)
