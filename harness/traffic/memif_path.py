@@ -27,6 +27,7 @@ PeerFactory = Callable[[str, MemifSpec, Placement | None], Peer]
 LINK_TIMEOUT = 30.0
 WARMUP_SECONDS = 0.5
 POLL_SECONDS = 0.05
+PACED_LOG2_RING_SIZE = 12
 STATUS_WAIT = 5.0
 """Seconds to wait for a receiver's counters read after a trial ended."""
 
@@ -111,7 +112,12 @@ class MemifPath:
         specs = {
             self.receiver_role: self._spec(self.receiver_role, activity=Activity.SINK),
             self.sender_role: self._spec(
-                self.sender_role, activity=Activity.SOURCE, trials=self.paced
+                self.sender_role,
+                activity=Activity.SOURCE,
+                trials=self.paced,
+                # A paced ring must ride out a receiver's stall: 1024 slots are 1 ms at
+                # 1 Mfps, and frames that find no room at their time count as lost.
+                log2_ring_size=PACED_LOG2_RING_SIZE if self.paced else 10,
             ),
         }
         peers: dict[Role, Peer] = {}
