@@ -204,12 +204,17 @@ def test_containers_come_from_the_docker_client(host: tuple[FakeProc, ReapPaths]
     class Client:
         def __init__(self) -> None:
             self.containers = Containers()
+            self.closed = 0
+
+        def close(self) -> None:  # the keep-alive socket must not linger between snapshots
+            self.closed += 1
 
     client = Client()
     shots = Snapshotter(paths, proc=proc.root, pid=ME, network=False, docker_client=client)
     before = shots.take()
     client.containers.items.append(Container(f"memif-{OURS}-testpmd", OURS))
     (leaked,) = growth(before, shots.take(), [OURS]).leaked
+    assert client.closed == 2
     assert (leaked.kind, leaked.key, leaked.detail) == (
         ResourceKind.CONTAINER,
         f"memif-{OURS}-testpmd",

@@ -301,12 +301,24 @@ def _scan_dpdk(paths: ReapPaths) -> Iterator[Resource]:
             )
 
 
-def _scan_containers(client: Any) -> Iterator[Resource]:
+def _scan_containers(client: Any) -> list[Resource]:
+    """Labelled containers; the client's keep-alive connection is closed afterwards, so the
+    snapshot's own socket is never counted as this process's fd (it came and went with the
+    engine's idle timeout: a "leak" in the first run of a soak)."""
     from harness.runtime.docker import list_containers
 
-    for container in list_containers(client):
-        run_id = (container.labels or {}).get(LABEL_KEY)
-        yield Resource(ResourceKind.CONTAINER, container.name, container.status, run_id=run_id)
+    try:
+        return [
+            Resource(
+                ResourceKind.CONTAINER,
+                container.name,
+                container.status,
+                run_id=(container.labels or {}).get(LABEL_KEY),
+            )
+            for container in list_containers(client)
+        ]
+    finally:
+        client.close()
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -369,7 +381,6 @@ class Snapshotter:
         notes = list(self._notes)
         found: list[Resource] = []
         scans: list[tuple[str, Callable[[], Iterable[Resource]]]] = [
-            ("processes and fds", lambda: _scan_processes(self.proc, self.pid)),
             ("socket directories", lambda: _scan_socket_dirs(self.paths.tmp_dir)),
             ("DPDK files", lambda: _scan_dpdk(self.paths)),
         ]
@@ -377,6 +388,8 @@ class Snapshotter:
             scans.append(("namespaces and links", _scan_network))
         if self.docker is not None:
             scans.append(("containers", lambda: _scan_containers(self.docker)))
+        # Last: the other scans' own sockets (netlink, the engine's) are closed by then.
+        scans.append(("processes and fds", lambda: _scan_processes(self.proc, self.pid)))
         for what, scan in scans:
             try:
                 found.extend(scan())
