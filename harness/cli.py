@@ -108,10 +108,12 @@ def bench_pytest_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     cases = bp.parse_cases(args.case)  # refuse bad values before any peer starts
     bp.parse_directions(args.direction)
     bp.parse_frame_sizes(args.frame_size)
-    bp.BenchPoint(cases[0], bp.BenchTopology(args.topology), bp.Direction.C2S, 64,
-                  bp.BenchMode(args.mode), args.duration, args.trials)  # fmt: skip
+    point = bp.BenchPoint(cases[0], bp.BenchTopology(args.topology), bp.Direction.C2S, 64,
+                          bp.BenchMode(args.mode), args.duration, args.trials)  # fmt: skip
     if not 1 <= args.repeats <= 10:
         raise ValueError(f"--repeats {args.repeats}: 1..10")
+    from harness.traffic.bench import BENCH_CASE_MARGIN, point_budget
+
     extra = [
         "--pairs", ",".join(pairs),
         "--bench-case", args.case,
@@ -123,12 +125,9 @@ def bench_pytest_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         "--bench-trials", str(args.trials),
         "--bench-repeats", str(args.repeats),
         # Traffic loops bound themselves; this bounds a whole point (searches included).
-        "--case-timeout", str(BENCH_CASE_TIMEOUT),
+        "--case-timeout", str(point_budget(point, args.repeats) + BENCH_CASE_MARGIN),
     ]  # fmt: skip
     return list(dict.fromkeys(kinds)), extra
-
-
-BENCH_CASE_TIMEOUT = 3600.0
 
 
 def _bench(args: argparse.Namespace) -> int:

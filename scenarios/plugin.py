@@ -31,6 +31,7 @@ from harness.results import (
     project_commit,
 )
 from harness.topology.labels import LabelError, RunLabel, registered_run, socket_group_id
+from harness.traffic.bench import BENCH_CASE_MARGIN, point_budget
 from harness.traffic.bench_point import (
     DEFAULT_FRAME_SIZES,
     BenchCase,
@@ -413,6 +414,10 @@ class ScenarioRun:
     @contextlib.contextmanager
     def _bounded(self, item: pytest.Item, phase: str) -> Iterator[None]:
         timeout = self.case_timeout
+        point = getattr(getattr(item, "callspec", None), "params", {}).get("bench_point")
+        if isinstance(point, BenchPoint) and timeout > 0:  # a throughput point has its budget
+            repeats = int(self.config.getoption("--bench-repeats"))
+            timeout = max(timeout, point_budget(point, repeats) + BENCH_CASE_MARGIN)
 
         def expire(signum: int, frame: FrameType | None) -> None:
             raise api.HarnessTimeout(f"{phase} of {item.nodeid} took longer than {timeout:g} s")

@@ -5,6 +5,7 @@ memif path's full-load trial over fake peers, and the bench command's argument c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,15 @@ from typing import Any
 import pytest
 
 from harness import cli
-from harness.peers.base import MemifSpec, Peer, PeerCounters, PeerError, PeerStatus, Role
+from harness.peers.base import (
+    MemifSpec,
+    PacingUnsupported,
+    Peer,
+    PeerCounters,
+    PeerError,
+    PeerStatus,
+    Role,
+)
 from harness.results import Verdict
 from harness.topology import numa
 from harness.traffic import bench, search
@@ -28,7 +37,7 @@ from harness.traffic.bench_point import (
     parse_frame_sizes,
 )
 from harness.traffic.counting import CounterTrack
-from harness.traffic.memif_path import MemifPath, PacingRefused, PathError
+from harness.traffic.memif_path import MemifPath, PacingRefused, PathError, stop_all
 from harness.traffic.trial import TrialOutcome
 from tests.test_numa import make_sysfs
 
@@ -306,13 +315,53 @@ def test_paced_path_refused_by_the_transmitter_stops_what_started(tmp_path: Path
 
     def refusing(kind: str, spec: MemifSpec, placement: numa.Placement | None) -> Peer:
         if spec.trials:
-            raise PeerError("no trials here")
+            raise PacingUnsupported("no trials here")
         return make(kind, spec, placement)
 
     path.make_peer = refusing
     with pytest.raises(PacingRefused, match="no trials here"), path:
         pass
     assert len(peers) == 1 and peers[0].stopped  # the server had started: it was stopped
+
+
+def test_other_refusals_of_the_transmitter_stay_errors(tmp_path: Path) -> None:
+    """Only a pacing refusal becomes a SKIP; a missing binary or the like stays an error."""
+    path = _memif_path(tmp_path, [])
+    path.paced = True
+    make = path.make_peer
+
+    def broken(kind: str, spec: MemifSpec, placement: numa.Placement | None) -> Peer:
+        if spec.trials:
+            raise PeerError("no such program")
+        return make(kind, spec, placement)
+
+    path.make_peer = broken
+    with pytest.raises(PeerError, match="no such program") as caught, path:
+        pass
+    assert not isinstance(caught.value, PacingRefused)
+
+
+def test_stop_all_stops_every_peer_and_raises_the_first_failure(tmp_path: Path) -> None:
+    clock = itertools.count()
+    first, second = (_FakePeer(MemifSpec(Role.SERVER, "s"), tmp_path, 1, clock) for _ in "ab")
+
+    def fail() -> None:
+        raise PeerError("quiesce failed")
+
+    first.quiesce = fail  # type: ignore[method-assign]
+    with pytest.raises(PeerError, match="quiesce failed"):
+        stop_all([first, second])
+    assert first.stopped and second.stopped
+
+
+def test_point_budget_covers_the_searches_and_the_trials() -> None:
+    mrr_point = BenchPoint(BenchCase.SAME_NODE_COPY, BenchTopology.MEMIF, Direction.C2S, 64,
+                           BenchMode.MRR, duration=2.0, trials=5)  # fmt: skip
+    ndr_point = dataclasses.replace(mrr_point, mode=BenchMode.NDRPDR)
+    assert bench.point_budget(mrr_point) > 5 * 2.0
+    assert bench.search_seconds(1.0) >= 21 * 1.0 * 10
+    assert bench.search_seconds(30.0) > 21 * 30.0  # a long trial still fits its duration sum
+    assert bench.point_budget(ndr_point, 3) > 3 * bench.search_seconds(2.0)
 
 
 def test_base_peer_cannot_run_trials(tmp_path: Path) -> None:

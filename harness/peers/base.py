@@ -77,6 +77,9 @@ class MemifSpec:
     that cannot pace its transmitter refuses a rate rather than ignoring it."""
     seconds: float | None = None
     """SOURCE: stop transmitting after this long (None: until stopped)."""
+    lifetime: float | None = None
+    """Seconds after which the peer stops by itself whatever happens (None: the adapter's
+    default); a benchmark point sets its own budget."""
     capture: bool = True
     """Keep a pcap of the frames the peer moves, if it can (the reference can): evidence for
     conformance cases; benchmarks turn it off, recording costs speed."""
@@ -96,6 +99,8 @@ class MemifSpec:
             raise ValueError(f"mode {self.mode!r}: one of {', '.join(MODES)}")
         if self.rate is not None and not self.rate > 0:
             raise ValueError(f"rate {self.rate} must be a positive frames-per-second figure")
+        if self.lifetime is not None and not self.lifetime > 0:
+            raise ValueError(f"lifetime {self.lifetime} must be positive")
         if self.seconds is not None and not self.seconds > 0:
             raise ValueError(f"seconds {self.seconds} must be positive")
         if self.trials and (self.activity is not Activity.SOURCE or self.rate or self.seconds):
@@ -192,6 +197,11 @@ class PeerError(LogTailError):
     log_label = "peer log"
 
 
+class PacingUnsupported(PeerError):
+    """The peer cannot pace, time-bound or run trials of its transmitter (NDR/PDR needs one
+    that can): a property of the implementation, reported as SKIP, never a failure."""
+
+
 class PeerCrashed(PeerError):
     """The peer process died by a signal it was not sent: a FAIL of the peer, with its log."""
 
@@ -272,7 +282,7 @@ class Peer(abc.ABC):
             PeerError: this kind of peer cannot run trials on request (the default), or
                 the trial did not end in time.
         """
-        raise PeerError(f"{self.kind} cannot run transmit trials on request")
+        raise PacingUnsupported(f"{self.kind} cannot run transmit trials on request")
 
     def quiesce(self) -> None:
         """Stop moving traffic but keep the link up (before any peer of a pair stops).

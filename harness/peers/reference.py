@@ -29,7 +29,6 @@ from harness.runtime.local import LocalProcess, ProcessError
 from harness.topology.numa import Placement
 
 LIFETIME = 600.0  # seconds; memif-ref stops by itself after this whatever happens
-TRIAL_SOURCE_LIFETIME = 3600.0  # a trial source serves whole NDR/PDR searches (repeated)
 SOURCE_COUNT_BOUND = 10**12  # frames; a source also stops at its lifetime (or --seconds)
 TRIAL_GRACE = 20.0  # seconds a trial may take beyond its duration (drain, status update)
 _POLL = 0.02
@@ -55,7 +54,7 @@ def memif_ref_argv(
         "--rsize", str(spec.log2_ring_size),
         "--bsize", str(spec.buffer_size),
         "--queues", str(spec.queues),
-        "--timeout", str(TRIAL_SOURCE_LIFETIME if spec.trials else lifetime),
+        "--timeout", str(spec.lifetime or lifetime),
         "--status", str(status_path),
         "--json",
     ]  # fmt: skip

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from harness.peers.base import (
     Activity,
     MemifSpec,
+    PacingUnsupported,
     Peer,
     PeerCounters,
     PeerCrashed,
@@ -80,7 +81,7 @@ def testpmd_config(
     if spec.activity not in FORWARD_MODES:
         raise PeerError(f"testpmd has no forwarding mode for activity {spec.activity.value!r}")
     if spec.rate is not None or spec.seconds is not None or spec.trials:
-        raise PeerError(
+        raise PacingUnsupported(
             "testpmd txonly cannot pace or time-bound its transmitter (no software rate "
             "limit in 22.11); a paced source needs another peer"
         )

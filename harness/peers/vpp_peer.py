@@ -32,6 +32,7 @@ from typing import Final
 from harness.peers.base import (
     Activity,
     MemifSpec,
+    PacingUnsupported,
     Peer,
     PeerCounters,
     PeerCrashed,
@@ -207,6 +208,12 @@ def memif_setup(spec: MemifSpec) -> VppMemifSetup:
     """
     if spec.interrupt:  # VPP can (set interface rx-mode ... interrupt): not mapped yet
         raise ValueError("interrupt mode is not mapped to VPP's rx-mode yet")
+    if spec.rate is not None or spec.seconds is not None or spec.trials:
+        raise PacingUnsupported(
+            "the VPP adapter's packet generator stream is not paced or time-bound yet"
+        )
+    if spec.iface is not None:
+        raise ValueError("the VPP adapter does not bridge memif to a kernel interface yet")
     filename = f"{ABSTRACT_PREFIX}{spec.socket_path}" if spec.abstract else spec.socket_path
     role = VppRole.MASTER if spec.role is Role.SERVER else VppRole.SLAVE
     # The slave asks for the rings; a VPP master offers fixed maxima in HELLO (socket.c,

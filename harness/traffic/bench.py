@@ -15,20 +15,47 @@ from typing import Any
 
 from harness.peers.base import PeerError, Role
 from harness.results import Verdict
-from harness.topology.netns import Topology
-from harness.topology.numa import HostTopology, PeerNeeds, PlacementPlan, plan_placement
+from harness.topology.netns import Topology, TopologyError
+from harness.topology.numa import (
+    HostTopology,
+    PeerNeeds,
+    Placement,
+    PlacementPlan,
+    plan_placement,
+)
 from harness.topology.numa import read_host_topology as _read_host
 from harness.traffic.bench_point import BenchMode, BenchPoint, BenchTopology
 from harness.traffic.measurement import Latency, Measurement, Rate, gbps
 from harness.traffic.memif_path import MemifPath, PacingRefused, PathError, PeerFactory
 from harness.traffic.nic_path import NicPath
-from harness.traffic.search import SearchError, mrr, ndr_pdr
+from harness.traffic.search import CSIT_DURATION_SUM_TRIALS, SearchError, mrr, ndr_pdr
 from harness.traffic.trial import TrialOutcome
 
 GENERATOR_BOUND_RATIO = 0.95
 """A DUT rate at or above this share of the generator's own rate is generator-bound."""
 TESTPMD_ZERO_COPY_HUGEPAGES_MB = 256
 MIN_SEARCH_LOAD = 1000.0
+
+
+BENCH_CASE_MARGIN = 60.0
+"""Seconds a point's case may take beyond its budget (version queries, log copies)."""
+SETUP_SECONDS = 120.0
+"""Bringing a point's peers, hosts and link up and down, at most."""
+TRIAL_OVERHEAD_SECONDS = 10.0
+"""Per trial beyond its duration: starting the generator and sink, draining, counting."""
+
+
+def search_seconds(trial_seconds: float) -> float:
+    """How long one NDR/PDR search may take: 40 duration sums (seen: ~11 for a noisy DUT)."""
+    return max(600.0, 40 * CSIT_DURATION_SUM_TRIALS * trial_seconds)
+
+
+def point_budget(point: BenchPoint, repeats: int = 1) -> float:
+    """Seconds one point may take in all: its peers' lifetime and its case's time limit."""
+    per_trial = point.duration + TRIAL_OVERHEAD_SECONDS
+    if point.mode is BenchMode.MRR:
+        return SETUP_SECONDS + (point.trials + 1) * per_trial
+    return SETUP_SECONDS + repeats * search_seconds(point.duration) + 2 * per_trial
 
 
 def peer_needs(name: str, kind: str, *, zero_copy: bool) -> PeerNeeds:
@@ -139,13 +166,13 @@ class PointRun:
             return self._nic()
         except _Skip as skip:
             return self._measurement(Verdict.SKIP, reason=str(skip))
-        except (PathError, PeerError, SearchError, OSError) as exc:
+        except (PathError, PeerError, SearchError, TopologyError, OSError, ValueError) as exc:
             return self._measurement(Verdict.ERROR, reason=f"{type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ memif
 
     def _memif(self) -> Measurement:
-        placements = {role: self.plan[role.value] for role in Role}
+        placements: dict[Role, Placement | None] = {role: self.plan[role.value] for role in Role}
         paced = self.point.mode is BenchMode.NDRPDR
         path = MemifPath(
             self.make_peer,
@@ -157,6 +184,7 @@ class PointRun:
             socket_path=self.socket_path,
             placements=placements,
             paced=paced,
+            lifetime=point_budget(self.point, self.repeats),
         )
         generator_note = (
             "memif topology: the transmitting peer is the generator and part of what is "
@@ -174,10 +202,6 @@ class PointRun:
                     result = self._search(path.trial, probe.tx_pps, probe)
         except PacingRefused as exc:
             raise _Skip(f"NDR/PDR not possible with this transmitter: {exc}") from exc
-        receiver = path.receiver_facts()
-        latency = _latency((receiver or {}).get("result", {}).get("latency"))
-        if latency is not None and result.get("latency") is None:
-            result["latency"] = latency
         result["details"]["generator"] = generator_note
         return self._measurement(Verdict.PASS, **result)
 
@@ -198,13 +222,19 @@ class PointRun:
             socket_path=self.socket_path,
             placements=placements,
             workdir=self.workdir,
+            lifetime=point_budget(self.point, self.repeats),
         ) as path:
             self_test = path.self_test(self.point.duration)
             if self.point.mode is BenchMode.MRR:
                 outcome = mrr(path.trial, duration=self.point.duration, trials=self.point.trials)
                 result = self._mrr_result(outcome.trials, self_test.rx_pps)
             else:
+                # Searched up to what the generator can offer; compared with what it delivers.
                 result = self._search(path.trial, self_test.tx_pps, self_test)
+                result["generator_pps"] = self_test.rx_pps
+                result["generator_bound"] = result["pps"] >= GENERATOR_BOUND_RATIO * (
+                    self_test.rx_pps
+                )
         result["details"]["generator_self_test"] = self_test.as_dict()
         return self._measurement(Verdict.PASS, **result)
 
@@ -236,6 +266,7 @@ class PointRun:
                 max_load=generator_pps,
                 min_load=max(MIN_SEARCH_LOAD, generator_pps / 1000),
                 trial_seconds=self.point.duration,
+                search_seconds_max=search_seconds(self.point.duration),
             )
             for _ in range(self.repeats)
         ]

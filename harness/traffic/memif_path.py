@@ -1,11 +1,11 @@
 """The memif-only topology: peer A transmits on memif, peer B counts what arrives.
 
 Full-load trials (MRR) keep both peers running and read their counters over a window;
-a paced trial (NDR/PDR) starts a fresh paced transmitter for each trial, bounded in
-seconds, against a receiver that keeps running. Counters are polled often and followed
-across resets (testpmd zeroes them when a link goes down). The transmitter is the
-"generator" here: it is also part of what is measured, so the result says when it, not
-the receiver, set the rate.
+paced trials (NDR/PDR) are run one by one by a long-lived trial source (`Peer.run_trial`)
+against a receiver that keeps running, the link up throughout. Counters are polled often
+and followed across resets (testpmd zeroes them when a link goes down). The transmitter is
+the "generator" here: it is also part of what is measured, so the result says when it, not
+the receiver, set the rate. No latency: the receivers here are counted, not read.
 """
 
 from __future__ import annotations
@@ -14,8 +14,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.peers.base import Activity, MemifSpec, Peer, PeerError, PeerStatus, Role
-from harness.peers.reference import ReferencePeer
+from harness.peers.base import (
+    Activity,
+    MemifSpec,
+    PacingUnsupported,
+    Peer,
+    PeerCrashed,
+    PeerError,
+    PeerStatus,
+    Role,
+)
 from harness.topology.numa import Placement
 from harness.traffic.bench_point import Direction
 from harness.traffic.counting import CounterTrack
@@ -62,6 +70,7 @@ class MemifPath:
         socket_path: str,
         placements: dict[Role, Placement | None],
         paced: bool,
+        lifetime: float | None = None,
     ) -> None:
         """Prepare; nothing starts before `__enter__`.
 
@@ -75,7 +84,9 @@ class MemifPath:
             socket_path: the memif socket.
             placements: CPU/memory placement per role.
             paced: trials at a load (NDR/PDR): the transmitter runs trials on request.
+            lifetime: seconds after which the peers stop by themselves (None: default).
         """
+        self.lifetime = lifetime
         self.make_peer = make_peer
         self.kinds = {Role.SERVER: server_kind, Role.CLIENT: client_kind}
         self.sender_role = Role.CLIENT if direction is Direction.C2S else Role.SERVER
@@ -96,6 +107,7 @@ class MemifPath:
             zero_copy=self.zero_copy and role is Role.CLIENT,
             frame_size=self.frame_size,
             capture=False,
+            lifetime=self.lifetime,
             **fields,
         )
 
@@ -124,7 +136,7 @@ class MemifPath:
         for role in (Role.SERVER, Role.CLIENT):  # the server listens before the client dials
             try:
                 peer = self.make_peer(self.kinds[role], specs[role], self.placements.get(role))
-            except PeerError as exc:
+            except PacingUnsupported as exc:
                 if self.paced and role is self.sender_role:
                     raise PacingRefused(
                         f"the transmitter ({self.kinds[role]} {role.value}) cannot run trials "
@@ -145,12 +157,7 @@ class MemifPath:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for peer in (self.sender, self.receiver):
-            if peer is not None:
-                peer.quiesce()
-        for peer in (self.sender, self.receiver):
-            if peer is not None:
-                peer.stop()
+        stop_all([peer for peer in (self.receiver, self.sender) if peer is not None])
 
     # ------------------------------------------------------------------ trials
 
@@ -216,11 +223,20 @@ class MemifPath:
             seconds=counts.elapsed or duration,
         )
 
-    def receiver_facts(self) -> dict[str, Any] | None:
-        """What a reference receiver reported at exit (latency...), after `__exit__`."""
-        if isinstance(self.receiver, ReferencePeer):
-            return self.receiver.final_facts()
-        return None
+
+def stop_all(peers: list[Peer]) -> None:
+    """Quiesce every peer (nobody polls while one leaves), then stop every one, whatever
+    fails on the way; the first failure is raised at the end (a PeerCrashed first)."""
+    errors: list[BaseException] = []
+    for step in ("quiesce", "stop"):
+        for peer in peers:
+            try:
+                getattr(peer, step)()
+            except Exception as exc:
+                errors.append(exc)
+    if errors:
+        crashed = [e for e in errors if isinstance(e, PeerCrashed)]
+        raise (crashed or errors)[0]
 
 
 def _track(status: PeerStatus, *, tx: bool) -> CounterTrack:

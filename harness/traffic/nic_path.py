@@ -22,7 +22,7 @@ from harness.topology import netns as tn
 from harness.topology.netns import NicHost, Topology
 from harness.topology.numa import Placement
 from harness.traffic.bench_point import Direction
-from harness.traffic.memif_path import LINK_TIMEOUT, PathError, PeerFactory
+from harness.traffic.memif_path import LINK_TIMEOUT, PathError, PeerFactory, stop_all
 from harness.traffic.trial import TrialOutcome
 
 GENERATOR_ADDRESS, SINK_ADDRESS = "198.18.2.1/24", "198.18.2.2/24"
@@ -108,10 +108,22 @@ class TrafficPair:
         )  # fmt: skip
         try:
             _wait_file(ready, sink, 15.0)
-        except PathError:
-            sink.kill()
-            sink.communicate()
-            raise
+            return self._send(duration, load, sink, sink_mac, generator_mac, listen)
+        finally:
+            if sink.poll() is None:  # the generator never started, or the bound struck
+                sink.kill()
+                sink.communicate()
+            ready.unlink(missing_ok=True)
+
+    def _send(
+        self,
+        duration: float,
+        load: float | None,
+        sink: subprocess.Popen[bytes],
+        sink_mac: str,
+        generator_mac: str,
+        listen: float,
+    ) -> TrialOutcome:
         bound = int((load or MAX_RATE_BOUND) * duration) + 1
         argv = [
             sys.executable, "-m", "reference_impl.cli", "iface-source",
@@ -127,17 +139,19 @@ class TrafficPair:
             argv += ["--rate", f"{load:.3f}"]
         source = self._popen(self.hosts.generator.netns, argv)
         out = _run_bounded([("generator", source), ("sink", sink)], listen + PROCESS_GRACE)
-        sent = out["generator"]
-        got = out["sink"]
-        return TrialOutcome(
-            duration,
-            load,
-            sent=int(sent["sent"]),
-            unsent=int(sent.get("unsent", 0)),
-            received=int(got.get("stamped", got["received"])),
-            seconds=float(sent.get("elapsed") or duration),
-            latency=got.get("latency"),
-        )
+        sent, got = out["generator"], out["sink"]
+        try:
+            return TrialOutcome(
+                duration,
+                load,
+                sent=int(sent["sent"]),
+                unsent=int(sent.get("unsent", 0)),
+                received=int(got.get("stamped", got["received"])),
+                seconds=float(sent.get("elapsed") or duration),
+                latency=got.get("latency"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PathError(f"generator or sink reported no counts ({exc}): {out}") from exc
 
 
 ETHERNET_HEADER = 14
@@ -178,6 +192,7 @@ class NicPath:
         socket_path: str,
         placements: dict[str, Placement | None],
         workdir: Path,
+        lifetime: float | None = None,
     ) -> None:
         """Prepare; the hosts and peers come up in `__enter__`.
 
@@ -192,7 +207,9 @@ class NicPath:
             socket_path: the memif socket.
             placements: by "server", "client" and "traffic" (generator and sink).
             workdir: where readiness files go.
+            lifetime: seconds after which the peers stop by themselves (None: default).
         """
+        self.lifetime = lifetime
         self.make_peer = make_peer
         self.topology = topology
         self.kinds = {Role.SERVER: server_kind, Role.CLIENT: client_kind}
@@ -206,6 +223,15 @@ class NicPath:
         self.traffic: TrafficPair | None = None
 
     def __enter__(self) -> NicPath:
+        """Hosts, then both forwarders (server first) and their link; whatever started is
+        stopped again when something fails."""
+        try:
+            return self._enter()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _enter(self) -> NicPath:
         server_host = self.topology.add_nic_host("bench_a", "ba0", "ban", GENERATOR_ADDRESS)
         client_host = self.topology.add_nic_host("bench_b", "bb0", "bbn", SINK_ADDRESS)
         for host in (server_host, client_host):
@@ -220,6 +246,7 @@ class NicPath:
                 zero_copy=self.zero_copy and role is Role.CLIENT,
                 frame_size=self.frame_size,
                 capture=False,
+                lifetime=self.lifetime,
             )
             peer = self.make_peer(self.kinds[role], spec, self.placements.get(role.value))
             peer.start()
@@ -240,16 +267,24 @@ class NicPath:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for peer in self.peers:
-            peer.quiesce()
-        for peer in self.peers:
-            peer.stop()
+        stop_all(self.peers)
 
     def trial(self, duration: float, load: float | None) -> TrialOutcome:
-        """One generator -> DUT -> sink trial."""
+        """One generator -> DUT -> sink trial; the forwarders must be up before and after
+        (a forwarder that left would only look like 100 % loss)."""
         if self.traffic is None:
             raise PathError("enter the path first")
-        return self.traffic.trial(duration, load)
+        self._check_peers("before")
+        outcome = self.traffic.trial(duration, load)
+        self._check_peers("after")
+        return outcome
+
+    def _check_peers(self, when: str) -> None:
+        for peer in self.peers:
+            status = peer.status()
+            if not (status.running and status.link_up):
+                state = "not running" if not status.running else "link down"
+                raise PathError(f"{peer.kind} {peer.spec.role.value}: {state} {when} a trial")
 
     def self_test(self, duration: float) -> TrialOutcome:
         """The generator straight into a sink over one veth (no DUT), at full load."""

@@ -134,7 +134,8 @@ def ndr_pdr(
                 intended_load=intended_load,
                 offered_count=outcome.sent,
                 forwarding_count=min(outcome.received, outcome.sent),
-                intended_count=outcome.offered,
+                # Frames due at the load that were never even offered count as lost too.
+                intended_count=max(outcome.offered, round(intended_load * intended_duration)),
                 offered_duration=outcome.seconds or intended_duration,
             )
 
