@@ -305,40 +305,30 @@ def test_memif_trial_fails_when_the_link_goes_down(tmp_path: Path) -> None:
             path.trial(0.2, None)
 
 
-def test_paced_path_refused_by_the_transmitter_stops_what_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("refusal", "skipped"),
+    [(PacingUnsupported("no trials here"), True), (PeerError("no such program"), False)],
+)
+def test_a_transmitter_refusing_trials_stops_what_started(
+    tmp_path: Path, refusal: PeerError, skipped: bool
+) -> None:
+    """Only a pacing refusal becomes PacingRefused (a SKIP); a missing program or the like
+    stays an error. Either way the server that had started is stopped."""
     peers: list[_FakePeer] = []
     path = _memif_path(tmp_path, peers)
     path.paced = True
-    # _FakePeer is a Peer without run_trial; an adapter that cannot run trials refuses at
-    # make time: imitate it for the client (the transmitter in c2s).
     make = path.make_peer
 
     def refusing(kind: str, spec: MemifSpec, placement: numa.Placement | None) -> Peer:
         if spec.trials:
-            raise PacingUnsupported("no trials here")
+            raise refusal
         return make(kind, spec, placement)
 
     path.make_peer = refusing
-    with pytest.raises(PacingRefused, match="no trials here"), path:
+    with pytest.raises((PeerError, PathError), match=refusal.args[0]) as caught, path:
         pass
-    assert len(peers) == 1 and peers[0].stopped  # the server had started: it was stopped
-
-
-def test_other_refusals_of_the_transmitter_stay_errors(tmp_path: Path) -> None:
-    """Only a pacing refusal becomes a SKIP; a missing binary or the like stays an error."""
-    path = _memif_path(tmp_path, [])
-    path.paced = True
-    make = path.make_peer
-
-    def broken(kind: str, spec: MemifSpec, placement: numa.Placement | None) -> Peer:
-        if spec.trials:
-            raise PeerError("no such program")
-        return make(kind, spec, placement)
-
-    path.make_peer = broken
-    with pytest.raises(PeerError, match="no such program") as caught, path:
-        pass
-    assert not isinstance(caught.value, PacingRefused)
+    assert isinstance(caught.value, PacingRefused) is skipped
+    assert len(peers) == 1 and peers[0].stopped
 
 
 def test_stop_all_stops_every_peer_and_raises_the_first_failure(tmp_path: Path) -> None:
