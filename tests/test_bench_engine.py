@@ -37,7 +37,13 @@ from harness.traffic.bench_point import (
     parse_frame_sizes,
 )
 from harness.traffic.counting import CounterTrack
-from harness.traffic.memif_path import MemifPath, PacingRefused, PathError, stop_all
+from harness.traffic.memif_path import (
+    MemifPath,
+    PacingRefused,
+    PairSetup,
+    PathError,
+    stop_all,
+)
 from harness.traffic.trial import TrialOutcome
 from tests.test_numa import make_sysfs
 
@@ -281,10 +287,11 @@ def _memif_path(
         peers.append(peer)
         return peer
 
-    return MemifPath(
+    pair = PairSetup(
         make, server_kind="fake", client_kind=sender, direction=direction, frame_size=64,
-        zero_copy=False, socket_path=str(tmp_path / "s.sock"), placements={}, paced=False,
+        zero_copy=False, socket_path=str(tmp_path / "s.sock"),
     )  # fmt: skip
+    return MemifPath(pair, placements={}, paced=False)
 
 
 def test_memif_full_load_trial_counts_both_sides_and_stops_the_peers(tmp_path: Path) -> None:
@@ -317,14 +324,14 @@ def test_a_transmitter_refusing_trials_stops_what_started(
     peers: list[_FakePeer] = []
     path = _memif_path(tmp_path, peers)
     path.paced = True
-    make = path.make_peer
+    make = path.pair.make_peer
 
     def refusing(kind: str, spec: MemifSpec, placement: numa.Placement | None) -> Peer:
         if spec.trials:
             raise refusal
         return make(kind, spec, placement)
 
-    path.make_peer = refusing
+    path.pair = dataclasses.replace(path.pair, make_peer=refusing)
     with pytest.raises((PeerError, PathError), match=refusal.args[0]) as caught, path:
         pass
     assert isinstance(caught.value, PacingRefused) is skipped

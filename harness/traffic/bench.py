@@ -26,7 +26,13 @@ from harness.topology.numa import (
 from harness.topology.numa import read_host_topology as _read_host
 from harness.traffic.bench_point import BenchMode, BenchPoint, BenchTopology
 from harness.traffic.measurement import Latency, Measurement, Rate, gbps
-from harness.traffic.memif_path import MemifPath, PacingRefused, PathError, PeerFactory
+from harness.traffic.memif_path import (
+    MemifPath,
+    PacingRefused,
+    PairSetup,
+    PathError,
+    PeerFactory,
+)
 from harness.traffic.nic_path import NicPath
 from harness.traffic.search import CSIT_DURATION_SUM_TRIALS, SearchError, mrr, ndr_pdr
 from harness.traffic.trial import TrialOutcome
@@ -156,6 +162,19 @@ class PointRun:
             **fields,
         )
 
+    def _pair(self) -> PairSetup:
+        """The point's peers, link and frames, for either topology."""
+        return PairSetup(
+            self.make_peer,
+            server_kind=self.server_kind,
+            client_kind=self.client_kind,
+            direction=self.point.direction,
+            frame_size=self.point.frame_size,
+            zero_copy=self.point.case.zero_copy,
+            socket_path=self.socket_path,
+            lifetime=point_budget(self.point, self.repeats),
+        )
+
     def measure(self) -> Measurement:
         """Run the point; SKIP when the host cannot place it, ERROR when something broke."""
         if not self.plan.available:
@@ -174,18 +193,7 @@ class PointRun:
     def _memif(self) -> Measurement:
         placements: dict[Role, Placement | None] = {role: self.plan[role.value] for role in Role}
         paced = self.point.mode is BenchMode.NDRPDR
-        path = MemifPath(
-            self.make_peer,
-            server_kind=self.server_kind,
-            client_kind=self.client_kind,
-            direction=self.point.direction,
-            frame_size=self.point.frame_size,
-            zero_copy=self.point.case.zero_copy,
-            socket_path=self.socket_path,
-            placements=placements,
-            paced=paced,
-            lifetime=point_budget(self.point, self.repeats),
-        )
+        path = MemifPath(self._pair(), placements=placements, paced=paced)
         generator_note = (
             "memif topology: the transmitting peer is the generator and part of what is "
             "measured; generator_pps is its own transmit rate"
@@ -212,17 +220,7 @@ class PointRun:
             name: self.plan[name] for name in ("server", "client", "traffic")
         }
         with NicPath(
-            self.make_peer,
-            self.topology,
-            server_kind=self.server_kind,
-            client_kind=self.client_kind,
-            direction=self.point.direction,
-            frame_size=self.point.frame_size,
-            zero_copy=self.point.case.zero_copy,
-            socket_path=self.socket_path,
-            placements=placements,
-            workdir=self.workdir,
-            lifetime=point_budget(self.point, self.repeats),
+            self._pair(), self.topology, placements=placements, workdir=self.workdir
         ) as path:
             self_test = path.self_test(self.point.duration)
             if self.point.mode is BenchMode.MRR:

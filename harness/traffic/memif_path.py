@@ -10,6 +10,7 @@ the receiver, set the rate. No latency: the receivers here are counted, not read
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,47 @@ class PacingRefused(PathError):
     """The transmitting peer cannot run trials at a load (NDR/PDR is impossible with it)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class PairSetup:
+    """What both topologies need of a point's pair: the peers, the link and the frames.
+
+    Attributes:
+        make_peer: builds peers (the scenario API gives one that records them).
+        server_kind: the server's peer kind.
+        client_kind: the client's peer kind.
+        direction: c2s: the client transmits; s2c: the server does.
+        frame_size: bytes per frame.
+        zero_copy: the client runs zero-copy.
+        socket_path: the memif socket.
+        lifetime: seconds after which the peers stop by themselves (None: default).
+    """
+
+    make_peer: PeerFactory
+    server_kind: str
+    client_kind: str
+    direction: Direction
+    frame_size: int
+    zero_copy: bool
+    socket_path: str
+    lifetime: float | None = None
+
+    def kind(self, role: Role) -> str:
+        """The peer kind of a role."""
+        return self.server_kind if role is Role.SERVER else self.client_kind
+
+    def spec(self, role: Role, **fields: Any) -> MemifSpec:
+        """A benchmark spec of a role: no pcap, the point's lifetime, zero-copy client."""
+        return MemifSpec(
+            role=role,
+            socket_path=self.socket_path,
+            zero_copy=self.zero_copy and role is Role.CLIENT,
+            frame_size=self.frame_size,
+            capture=False,
+            lifetime=self.lifetime,
+            **fields,
+        )
+
+
 class MemifPath:
     """A (server, client) pair on one memif link, one side transmitting.
 
@@ -59,57 +101,23 @@ class MemifPath:
     """
 
     def __init__(
-        self,
-        make_peer: PeerFactory,
-        *,
-        server_kind: str,
-        client_kind: str,
-        direction: Direction,
-        frame_size: int,
-        zero_copy: bool,
-        socket_path: str,
-        placements: dict[Role, Placement | None],
-        paced: bool,
-        lifetime: float | None = None,
+        self, pair: PairSetup, *, placements: dict[Role, Placement | None], paced: bool
     ) -> None:
         """Prepare; nothing starts before `__enter__`.
 
         Args:
-            make_peer: builds peers (the scenario API gives one that records them).
-            server_kind: the server's peer kind.
-            client_kind: the client's peer kind.
-            direction: c2s: the client transmits; s2c: the server does.
-            frame_size: bytes per frame.
-            zero_copy: the client runs zero-copy.
-            socket_path: the memif socket.
+            pair: the peers, the link and the frames.
             placements: CPU/memory placement per role.
             paced: trials at a load (NDR/PDR): the transmitter runs trials on request.
-            lifetime: seconds after which the peers stop by themselves (None: default).
         """
-        self.lifetime = lifetime
-        self.make_peer = make_peer
-        self.kinds = {Role.SERVER: server_kind, Role.CLIENT: client_kind}
-        self.sender_role = Role.CLIENT if direction is Direction.C2S else Role.SERVER
-        self.receiver_role = Role.SERVER if direction is Direction.C2S else Role.CLIENT
-        self.frame_size = frame_size
-        self.zero_copy = zero_copy
-        self.socket_path = socket_path
+        self.pair = pair
+        self.sender_role = Role.CLIENT if pair.direction is Direction.C2S else Role.SERVER
+        self.receiver_role = Role.SERVER if pair.direction is Direction.C2S else Role.CLIENT
         self.placements = placements
         self.paced = paced
         self.receiver: Peer | None = None
         self.sender: Peer | None = None
         self._warm = False
-
-    def _spec(self, role: Role, **fields: Any) -> MemifSpec:
-        return MemifSpec(
-            role=role,
-            socket_path=self.socket_path,
-            zero_copy=self.zero_copy and role is Role.CLIENT,
-            frame_size=self.frame_size,
-            capture=False,
-            lifetime=self.lifetime,
-            **fields,
-        )
 
     def __enter__(self) -> MemifPath:
         """Start the receiver and the transmitter (server first), wait for the link; stops
@@ -122,8 +130,8 @@ class MemifPath:
 
     def _enter(self) -> MemifPath:
         specs = {
-            self.receiver_role: self._spec(self.receiver_role, activity=Activity.SINK),
-            self.sender_role: self._spec(
+            self.receiver_role: self.pair.spec(self.receiver_role, activity=Activity.SINK),
+            self.sender_role: self.pair.spec(
                 self.sender_role,
                 activity=Activity.SOURCE,
                 trials=self.paced,
@@ -135,11 +143,13 @@ class MemifPath:
         peers: dict[Role, Peer] = {}
         for role in (Role.SERVER, Role.CLIENT):  # the server listens before the client dials
             try:
-                peer = self.make_peer(self.kinds[role], specs[role], self.placements.get(role))
+                peer = self.pair.make_peer(
+                    self.pair.kind(role), specs[role], self.placements.get(role)
+                )
             except PacingUnsupported as exc:
                 if self.paced and role is self.sender_role:
                     raise PacingRefused(
-                        f"the transmitter ({self.kinds[role]} {role.value}) cannot run trials "
+                        f"the transmitter ({self.pair.kind(role)} {role.value}) cannot run trials "
                         f"at a load: {exc.args[0]}"
                     ) from exc
                 raise

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.peers.base import Activity, MemifSpec, Peer, Role
+from harness.peers.base import Activity, Peer, Role
 from harness.topology import netns as tn
 from harness.topology.netns import NicHost, Topology
 from harness.topology.numa import Placement
 from harness.traffic.bench_point import Direction
-from harness.traffic.memif_path import LINK_TIMEOUT, PathError, PeerFactory, stop_all
+from harness.traffic.memif_path import LINK_TIMEOUT, PairSetup, PathError, stop_all
 from harness.traffic.trial import TrialOutcome
 
 GENERATOR_ADDRESS, SINK_ADDRESS = "198.18.2.1/24", "198.18.2.2/24"
@@ -181,42 +181,23 @@ class NicPath:
 
     def __init__(
         self,
-        make_peer: PeerFactory,
+        pair: PairSetup,
         topology: Topology,
         *,
-        server_kind: str,
-        client_kind: str,
-        direction: Direction,
-        frame_size: int,
-        zero_copy: bool,
-        socket_path: str,
         placements: dict[str, Placement | None],
         workdir: Path,
-        lifetime: float | None = None,
     ) -> None:
         """Prepare; the hosts and peers come up in `__enter__`.
 
         Args:
-            make_peer: builds peers.
+            pair: the peers, the link and the frames (s2c: the generator feeds the
+                server's NIC; c2s: the client's).
             topology: the run's topology (namespaces and veths are removed with it).
-            server_kind: the server's peer kind.
-            client_kind: the client's peer kind.
-            direction: s2c: the generator feeds the server's NIC; c2s: the client's.
-            frame_size: bytes per frame.
-            zero_copy: the client runs zero-copy.
-            socket_path: the memif socket.
             placements: by "server", "client" and "traffic" (generator and sink).
             workdir: where readiness files go.
-            lifetime: seconds after which the peers stop by themselves (None: default).
         """
-        self.lifetime = lifetime
-        self.make_peer = make_peer
+        self.pair = pair
         self.topology = topology
-        self.kinds = {Role.SERVER: server_kind, Role.CLIENT: client_kind}
-        self.direction = direction
-        self.frame_size = frame_size
-        self.zero_copy = zero_copy
-        self.socket_path = socket_path
         self.placements = placements
         self.workdir = workdir
         self.peers: list[Peer] = []
@@ -235,20 +216,11 @@ class NicPath:
         server_host = self.topology.add_nic_host("bench_a", "ba0", "ban", GENERATOR_ADDRESS)
         client_host = self.topology.add_nic_host("bench_b", "bb0", "bbn", SINK_ADDRESS)
         for host in (server_host, client_host):
-            _fit_frames(host, self.frame_size)
+            _fit_frames(host, self.pair.frame_size)
         nic = {Role.SERVER: server_host.nic_if, Role.CLIENT: client_host.nic_if}
         for role in (Role.SERVER, Role.CLIENT):
-            spec = MemifSpec(
-                role=role,
-                socket_path=self.socket_path,
-                activity=Activity.FORWARD,
-                iface=nic[role],
-                zero_copy=self.zero_copy and role is Role.CLIENT,
-                frame_size=self.frame_size,
-                capture=False,
-                lifetime=self.lifetime,
-            )
-            peer = self.make_peer(self.kinds[role], spec, self.placements.get(role.value))
+            spec = self.pair.spec(role, activity=Activity.FORWARD, iface=nic[role])
+            peer = self.pair.make_peer(self.pair.kind(role), spec, self.placements.get(role.value))
             peer.start()
             self.peers.append(peer)
         for peer in self.peers:
@@ -258,11 +230,14 @@ class NicPath:
                 )
         generator, sink = (
             (server_host, client_host)
-            if self.direction is Direction.S2C
+            if self.pair.direction is Direction.S2C
             else (client_host, server_host)
         )
         self.traffic = TrafficPair(
-            Hosts(generator, sink), self.frame_size, self.workdir, self.placements.get("traffic")
+            Hosts(generator, sink),
+            self.pair.frame_size,
+            self.workdir,
+            self.placements.get("traffic"),
         )
         return self
 
@@ -297,6 +272,8 @@ class NicPath:
             NicHost(a, pair.name, pair.peer, b, tn.check_address(SELF_GENERATOR_ADDRESS)),
             NicHost(b, pair.peer, pair.name, a, tn.check_address(SELF_SINK_ADDRESS)),
         )
-        _fit_frames(hosts.generator, self.frame_size)
-        traffic = TrafficPair(hosts, self.frame_size, self.workdir, self.placements.get("traffic"))
+        _fit_frames(hosts.generator, self.pair.frame_size)
+        traffic = TrafficPair(
+            hosts, self.pair.frame_size, self.workdir, self.placements.get("traffic")
+        )
         return traffic.trial(duration, None)
