@@ -28,6 +28,7 @@ from harness.peers.testpmd import (
     TestpmdProcess,
     TestpmdStartupError,
     TestpmdTimeoutError,
+    _find_prompt,
     hugepages_available,
     hugetlbfs_mounts,
     parse_all_port_stats,
@@ -484,6 +485,15 @@ FAKE_TESTPMD = textwrap.dedent(
             out.write("done\ntestpmd> \nPort 0: link state change event\n")
             out.flush()
             continue
+        if command == "split":  # DPDK's interrupt thread logs in the middle of the prompt
+            out.write("split done\nte" "memif_msg_send_from_queue(): Sent msg type 7.\n"
+                      "stpmd> ")
+            out.flush()
+            continue
+        if command == "split-event":
+            out.write("evented\ntestp\nPort 0: link state change event\nmd> ")
+            out.flush()
+            continue
         name = answers.get(command)
         text = open(os.path.join(recorded, name)).read() if name else "Command not found\n"
         out.write(text + "testpmd> ")
@@ -523,6 +533,23 @@ def test_command_skips_unsolicited_output(fake: TestpmdProcess) -> None:
     assert fake.command("event") == "done\n"
     assert fake.port_stats(0).rx_pps == 10685562
     assert "link state change event" in fake.log_text()
+
+
+def test_prompt_split_by_an_asynchronous_log_line_still_ends_the_command(
+    fake: TestpmdProcess,
+) -> None:
+    """Recorded in CI: "te" + a memif debug line + "stpmd> " -- the next command must not wait
+    for a prompt that already came."""
+    assert fake.command("split", timeout=5.0) == "split done\n"
+    assert fake.command("split-event", timeout=5.0) == "evented\n"
+    assert fake.port_stats(0, timeout=5.0).rx_packets == 21497920
+    assert "Sent msg type 7." in fake.log_text()
+
+
+def test_text_that_only_resembles_a_split_prompt_is_not_a_prompt() -> None:
+    assert _find_prompt("te\nnot a log line\nstpmd> ") == -1
+    assert _find_prompt("testpmd>") == -1
+    assert _find_prompt("x\ntestpmd> ") == len("x\ntestpmd> ")
 
 
 def test_wait_for_link_polls_until_up(fake: TestpmdProcess) -> None:

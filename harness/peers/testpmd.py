@@ -6,7 +6,6 @@ import abc
 import codecs
 import contextlib
 import enum
-import functools
 import os
 import re
 import select
@@ -1048,9 +1047,7 @@ class TestpmdProcess:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         ready: Callable[[str], int] = (
-            functools.partial(_find_end, marker=PROMPT)
-            if self.config.interactive
-            else _find_noninteractive_ready
+            _find_prompt if self.config.interactive else _find_noninteractive_ready
         )
         end = self._read_until(ready, deadline)
         if end < 0:
@@ -1309,7 +1306,7 @@ class TestpmdProcess:
         if not self.config.interactive:
             raise TestpmdCommandError("command() needs an interactive testpmd (-i)")
         deadline = time.monotonic() + timeout
-        find_prompt = functools.partial(_find_end, marker=PROMPT)
+        find_prompt = _find_prompt
         self._drain(0.0)
         while self._owed_prompts:  # an earlier command timed out: skip its late output
             end = self._read_until(find_prompt, deadline)
@@ -1336,7 +1333,7 @@ class TestpmdProcess:
                 raise self._exited_error(f"running {text!r}")
             raise TestpmdTimeoutError(f"no prompt {timeout} s after {text!r}", self.log_tail())
         self._owed_prompts = 0
-        output = self._take(end)[: -len(PROMPT)].replace("\r", "")
+        output = _strip_prompt(self._take(end)).replace("\r", "")
         first, newline, rest = output.partition("\n")
         return rest if newline and first.strip() == text.strip() else output
 
@@ -1502,9 +1499,26 @@ class TestpmdProcess:
         )
 
 
-def _find_end(text: str, marker: str) -> int:
-    index = text.find(marker)
-    return -1 if index < 0 else index + len(marker)
+_ASYNC_LINE: Final = r"(?:[A-Za-z_]\w*\(\): [^\n]*\n|\n?Port \d+: [^\n]*\n)"
+"""A line another testpmd thread (DPDK's interrupt thread) may print in the middle of the
+prompt: a driver log line ("memif_msg_send_from_queue(): Sent msg type 7.") or an event."""
+
+_PROMPT_RE: Final = re.compile(f"(?:{_ASYNC_LINE})*".join(re.escape(char) for char in PROMPT))
+"""The prompt, also when asynchronous lines were written between its characters."""
+
+
+def _find_prompt(text: str) -> int:
+    """End of the first prompt in `text` (split by asynchronous log lines or not), or -1."""
+    match = _PROMPT_RE.search(text)
+    return -1 if match is None else match.end()
+
+
+def _strip_prompt(text: str) -> str:
+    """`text` (ending with a prompt) without that prompt and the lines written into it."""
+    for match in _PROMPT_RE.finditer(text):
+        if match.end() == len(text):
+            return text[: match.start()]
+    return text
 
 
 _NONINTERACTIVE_READY: Final = re.compile(r"Press enter to exit|packet forwarding - ports=\d+")
