@@ -294,12 +294,14 @@ def source(
     """Transmit `count` stamped UDP frames of `size` bytes, paced at `rate` frames per
     second or as fast as the ring allows, for at most `seconds`.
 
-    Paced, frames the TX ring has no room for when they are due are counted as `unsent`
-    (never retried). The source ends at the count (paced: frames offered), the duration,
-    the deadline or with the link, then waits (bounded) until the peer consumed the rest.
+    Paced, a frame the TX ring has no room for waits (traffic.max_lateness) and is then
+    given up; the due frames that did not go are `unsent`. The source ends at the count
+    (paced: frames sent or given up), the duration, the deadline or with the link, then
+    waits (bounded) until the peer consumed the rest.
     """
     frame = frames.udp_frame(size, addresses.mac, peer_mac, addresses.ip, addresses.peer_ip)
-    generator = traffic.Generator(frame, count=count, rate=rate)
+    lateness = traffic.max_lateness(seconds)
+    generator = traffic.Generator(frame, count=count, rate=rate, max_lateness=lateness)
     end = min(deadline, time.monotonic() + seconds) if seconds is not None else deadline
     loop = _Loop(driver, end)
     progressed = True
@@ -369,17 +371,21 @@ def trial_source(
             driver.service(TRIAL_PLAN_POLL)
             continue
         rate, seconds = plan.get("rate"), float(plan["seconds"])
-        generator = traffic.Generator(frame, count=max_frames, rate=rate)
-        end = min(deadline, time.monotonic() + seconds)
-        progressed = True
-        while not generator.done and time.monotonic() < end:
+        lateness = traffic.max_lateness(seconds)
+        generator = traffic.Generator(frame, count=max_frames, rate=rate, max_lateness=lateness)
+        started = time.monotonic()
+        generator.begin(started)  # exactly the frames due in `seconds` are offered
+        end = min(deadline, started + seconds)
+        while not generator.done:
             link = driver.current_link()
             if link is None:
                 break
             now = time.monotonic()
-            progressed = generator.step(link, now)
+            if now >= end and (rate is None or generator.settled(end)):
+                break
+            progressed = generator.step(link, now, until=end)
             if rate is not None and not progressed:
-                pause = generator.wait(now)
+                pause = min(generator.wait(now), end - now)
                 if pause > _PACE_SLEEP:
                     driver.service(min(pause - _PACE_SLEEP / 2, _IDLE_WAIT))
             elif not progressed:

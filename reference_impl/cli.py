@@ -28,6 +28,7 @@ from reference_impl import (
     iface_traffic,
     pcap,
     protocol,
+    traffic,
     traffic_args,
     wire,
 )
@@ -230,8 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--rate",
         type=traffic_args.rate,
-        help="frames per second; frames the ring has no room for when due are counted as "
-        "unsent (default: as fast as the ring allows)",
+        help="frames per second; a frame the ring has no room for waits up to "
+        f"{traffic.LATENESS_SHARE * 100:g}%% of --seconds ({traffic.MAX_LATENESS * 1000:g} ms at "
+        "most), then counts as unsent (default: as fast as the ring allows)",
     )
     source.add_argument("--seconds", type=traffic_args.seconds, help="stop after this long")
     source.add_argument(

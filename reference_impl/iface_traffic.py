@@ -2,12 +2,15 @@
 
     memif-ref iface-source --iface IF --size S --count N --seconds T [--rate PPS]
                            [--src-mac M --dst-mac M --src-ip A --dst-ip A] [--json]
-    memif-ref iface-sink --iface IF --seconds T [--count N] [--ready FILE] [--json]
+    memif-ref iface-sink --iface IF --seconds T [--count N] [--ready FILE]
+                         [--stop-file FILE [--drain S]] [--json]
 
 IF is a veth end or TAP in this process's network namespace. The source sends stamped
 copies of one UDP frame (reference_impl.stamps), paced or as fast as the TX ring drains;
 the sink counts what arrives and reads the stamps (latency, sequence gaps). Both stop by
-themselves after their frames or seconds. Exit 0 on success, 1 otherwise; with --json
+themselves after their frames or seconds; the sink also `--drain` seconds after its
+`--stop-file` appears (a benchmark creates it when the generator is done, so a slow
+generator start cannot cut off the last frames). Exit 0 on success, 1 otherwise; with --json
 one JSON object on stdout: {"action", "iface", "result": {facts}, "exit_code"}.
 """
 
@@ -33,6 +36,8 @@ RX_BURST = 4096  # frames taken off the RX ring at most per call
 IDLE_WAIT = 0.01  # seconds the sink waits for the socket at a time while nothing arrives
 DRAIN_WAIT = 1.0  # seconds the source waits for the kernel to send its last frames
 PACE_SLEEP = 0.0002  # a paced source sleeps when its next frame is further away than this
+STOP_FILE_POLL = 0.01  # seconds between two looks of the sink for its stop file
+DEFAULT_DRAIN = 0.5  # seconds the sink keeps counting after its stop file appeared
 DEFAULT_SRC_MAC = "02:fe:00:00:00:01"
 DEFAULT_DST_MAC = "ff:ff:ff:ff:ff:ff"
 
@@ -58,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--rate",
         type=traffic_args.rate,
-        help="frames per second; frames the TX ring has no room for when due are counted "
-        "as unsent (default: as fast as the ring drains)",
+        help="frames per second; a frame the TX ring has no room for waits up to "
+        f"{traffic.LATENESS_SHARE * 100:g}%% of --seconds ({traffic.MAX_LATENESS * 1000:g} ms at "
+        "most), then counts as unsent (default: as fast as the ring drains)",
     )
     source.add_argument("--src-mac", type=traffic_args.mac, default=DEFAULT_SRC_MAC)
     source.add_argument("--dst-mac", type=traffic_args.mac, default=DEFAULT_DST_MAC)
@@ -75,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     sink.add_argument("--seconds", type=traffic_args.seconds, required=True)
     sink.add_argument("--count", type=traffic_args.positive_int, help="stop after this many")
     sink.add_argument("--ready", type=Path, help="create this file once the sink listens")
+    sink.add_argument("--stop-file", type=Path, help="stop --drain seconds after this file appears")
+    sink.add_argument(
+        "--drain",
+        type=traffic_args.seconds,
+        default=DEFAULT_DRAIN,
+        help=f"seconds to keep counting after the stop file appeared (default {DEFAULT_DRAIN})",
+    )
     sink.add_argument("--json", action="store_true", help="print one JSON object at exit")
     return parser
 
@@ -82,15 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
 def send(args: argparse.Namespace) -> dict[str, Any]:
     """iface-source: the generator's facts (sent, unsent, offered, tx_pps, elapsed, ...)."""
     frame = frames.udp_frame(args.size, args.src_mac, args.dst_mac, args.src_ip, args.dst_ip)
-    generator = traffic.Generator(frame, count=args.count, rate=args.rate)
+    lateness = traffic.max_lateness(args.seconds)
+    generator = traffic.Generator(frame, count=args.count, rate=args.rate, max_lateness=lateness)
     with tpacket.TpacketPort(args.iface) as port:
         if args.size > port.tx_capacity:
             raise ValueError(
                 f"--size {args.size}: {args.iface} takes frames of {port.tx_capacity} bytes at most"
             )
-        end = time.monotonic() + args.seconds
-        while not generator.done and (now := time.monotonic()) < end:
-            if not generator.step(port, now) and args.rate is not None:
+        started = time.monotonic()
+        generator.begin(started)  # exactly the frames due in --seconds are offered
+        end = started + args.seconds
+        while not generator.done:
+            now = time.monotonic()
+            if now >= end and (args.rate is None or generator.settled(end)):
+                break
+            if not generator.step(port, now, until=end) and args.rate is not None:
                 pause = min(generator.wait(now), end - now)
                 if pause > PACE_SLEEP:  # the schedule, not a condition: nothing to poll
                     time.sleep(pause - PACE_SLEEP / 2)
@@ -118,7 +137,12 @@ def receive(args: argparse.Namespace) -> dict[str, Any]:
             args.ready.write_text("listening\n")
         end = time.monotonic() + args.seconds
         stopped_by = "duration"
+        look = 0.0  # when to look for the stop file next
         while (now := time.monotonic()) < end:
+            if args.stop_file is not None and now >= look:
+                look = now + STOP_FILE_POLL
+                if args.stop_file.exists() and now + args.drain < end:
+                    end, stopped_by = now + args.drain, "stop-file"
             batch = port.receive(RX_BURST)
             seen_ns = time.monotonic_ns()  # after the ring was read: never before arrival
             if not len(batch):

@@ -23,6 +23,37 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*MEMIF_REF, *args], capture_output=True, text=True, timeout=30)
 
 
+def listening_sink(veth: VethInNetns, ready: Path, *args: str) -> subprocess.Popen[bytes]:
+    """iface-sink on veth end b with `args`, once it listens (its ready file exists)."""
+    sink = tn.popen_in_netns(
+        veth.netns,
+        [*MEMIF_REF, "iface-sink", "--iface", veth.b, "--ready", str(ready), "--json", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not ready.exists():
+        if sink.poll() is not None or time.monotonic() > deadline:
+            sink.kill()
+            sink.communicate()
+            pytest.fail("the sink never listened")
+        time.sleep(0.02)  # a poll with its deadline above
+    return sink
+
+
+def run_source(veth: VethInNetns, *args: str) -> dict[str, object]:
+    """iface-source on veth end a with `args`; its result facts."""
+    source = tn.popen_in_netns(
+        veth.netns,
+        [*MEMIF_REF, "iface-source", "--iface", veth.a, "--size", "64",
+         "--dst-mac", "02:fe:00:00:00:b0", "--json", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = source.communicate(timeout=20)
+    assert source.returncode == 0, err
+    result: dict[str, object] = json.loads(out)["result"]
+    return result
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -87,27 +118,9 @@ def test_iface_source_to_iface_sink_paced(veth: VethInNetns, tmp_path: Path) -> 
     2000 frames of 64 bytes, both inside the namespace.
     Verify: the source sent all at the rate, nothing unsent; the sink got all of them
     stamped, none missing, with a latency."""
-    ready = tmp_path / "ready"
-    sink = tn.popen_in_netns(
-        veth.netns,
-        [*MEMIF_REF, "iface-sink", "--iface", veth.b, "--seconds", "10", "--count", "2000",
-         "--ready", str(ready), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    sink = listening_sink(veth, tmp_path / "ready", "--seconds", "10", "--count", "2000")
     try:
-        deadline = time.monotonic() + 10
-        while not ready.exists():
-            assert sink.poll() is None and time.monotonic() < deadline, "the sink never listened"
-            time.sleep(0.02)
-        source = tn.popen_in_netns(
-            veth.netns,
-            [*MEMIF_REF, "iface-source", "--iface", veth.a, "--size", "64", "--count", "2000",
-             "--seconds", "5", "--rate", "20000", "--dst-mac", "02:fe:00:00:00:b0", "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        out, err = source.communicate(timeout=20)
-        assert source.returncode == 0, err
-        sent = json.loads(out)["result"]
+        sent = run_source(veth, "--count", "2000", "--seconds", "5", "--rate", "20000")
         out, err = sink.communicate(timeout=20)
         assert sink.returncode == 0, err
         got = json.loads(out)["result"]
@@ -122,3 +135,35 @@ def test_iface_source_to_iface_sink_paced(veth: VethInNetns, tmp_path: Path) -> 
     assert (got["received"], got["stamped"], got["sequence_gaps"]) == (2000, 2000, 0)
     assert got["stopped_by"] == "count" and got["latency"]["samples"] > 0
     assert got["iface_counters"]["rx_kernel_drops"] == 0
+
+
+@pytest.mark.integration
+@needs_root
+def test_iface_sink_ends_a_drain_after_its_stop_file(veth: VethInNetns, tmp_path: Path) -> None:
+    """Steps: iface-sink with a 60 s bound and a stop file; iface-source sends 500 frames;
+    then the stop file is created.
+    Verify: the sink counted all 500 and ended by the stop file, within a few seconds, not
+    at its bound."""
+    stop = tmp_path / "stop"
+    sink = listening_sink(
+        veth, tmp_path / "ready", "--seconds", "60", "--stop-file", str(stop), "--drain", "0.3"
+    )
+    try:
+        run_source(veth, "--count", "500", "--seconds", "5")
+        stop.touch()
+        stopped = time.monotonic()
+        out, err = sink.communicate(timeout=20)
+        took = time.monotonic() - stopped
+        assert sink.returncode == 0, err
+        got = json.loads(out)["result"]
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.communicate()
+    assert got["stopped_by"] == "stop-file" and took < 5.0
+    assert (got["received"], got["stamped"], got["sequence_gaps"]) == (500, 500, 0)
+
+
+def test_iface_sink_refuses_a_nonsense_drain() -> None:
+    done = run("iface-sink", "--iface", "lo", "--seconds", "1", "--drain", "-1")
+    assert done.returncode == 1 and "-1 seconds must be above 0" in done.stderr

@@ -1,4 +1,4 @@
-"""The pacer of paced generators (reference_impl.pacing)."""
+"""Paced generators: the pacer (reference_impl.pacing) and the generator's bounded wait."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import math
 import pytest
 
 from reference_impl.pacing import Pacer
+from reference_impl.traffic import Generator
 
 
 def test_frame_i_is_due_at_start_plus_i_over_rate() -> None:
@@ -27,3 +28,108 @@ def test_a_late_burst_offers_everything_due_at_once() -> None:
 def test_nonsense_rates_are_refused(rate: float) -> None:
     with pytest.raises(ValueError, match="positive number of frames per second"):
         Pacer(rate, 0.0)
+
+
+# ----------------------------------------------------------------- the paced generator
+
+FRAME = bytes(64)
+
+
+class RoomSender:
+    """A sender with `room` free slots; the test frees or blocks them between steps."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.taken = 0
+
+    def transmit_copies(self, template: object, count: int, *, fill: object = None) -> int:
+        went = min(count, self.room)
+        self.room -= went
+        self.taken += went
+        return went
+
+
+def test_a_frame_waiting_less_than_max_lateness_still_goes() -> None:
+    """A stall of the generator's own CPU: the frames due meanwhile go in one late burst."""
+    generator = Generator(FRAME, count=10_000, rate=1000.0, max_lateness=0.05)
+    sender = RoomSender(room=0)
+    generator.step(sender, 0.0)  # frame 0 due, no room
+    generator.step(sender, 0.030)  # 31 due, still no room; none waited 50 ms yet
+    assert (generator.sent, generator.unsent, generator.waiting) == (0, 31, 31)
+    sender.room = 100
+    generator.step(sender, 0.040)
+    assert (generator.sent, generator.unsent, generator.waiting) == (41, 0, 0)
+    assert generator.wait(0.040) == pytest.approx(0.001)
+
+
+def test_a_frame_that_waited_longer_is_given_up_and_unsent() -> None:
+    generator = Generator(FRAME, count=10_000, rate=1000.0, max_lateness=0.05)
+    sender = RoomSender(room=0)
+    generator.step(sender, 0.0)
+    generator.step(sender, 0.080)  # frames 0..30 are due since > 50 ms: given up
+    assert (generator.unsent, generator.waiting) == (81, 50)
+    assert generator.wait(0.080) == 0.0  # frames wait for room: try again at once
+    sender.room = 1000
+    generator.step(sender, 0.081)  # frame 31 is past its 50 ms now too
+    assert (generator.sent, generator.unsent, generator.offered) == (50, 32, 82)
+
+
+def test_a_sender_slower_than_the_rate_leaves_frames_unsent() -> None:
+    """The receiver, not a stall, sets the pace: the backlog cannot be made up."""
+    generator = Generator(FRAME, count=100_000, rate=10_000.0, max_lateness=0.05)
+    sender = RoomSender(room=0)
+    for step in range(1001):  # 1 s in 1 ms steps, 8 frames of room per ms: 8000 fps
+        sender.room += 8
+        generator.step(sender, step / 1000)
+    assert generator.sent == 8008
+    assert generator.unsent == 10_001 - 8008
+    assert generator.facts(1.0)["offered"] == 10_001
+
+
+def test_a_paced_generator_is_done_once_every_frame_went_or_was_given_up() -> None:
+    generator = Generator(FRAME, count=5, rate=1000.0, max_lateness=0.05)
+    sender = RoomSender(room=2)
+    generator.step(sender, 0.0)  # the first frame goes
+    generator.step(sender, 0.010)  # all 5 due, 1 more goes
+    assert not generator.done and generator.waiting == 3
+    generator.step(sender, 0.051)  # frames due at 0.002..0.004 waited < 50 ms
+    assert not generator.done and generator.waiting == 3
+    generator.step(sender, 0.060)
+    assert generator.done and (generator.sent, generator.unsent) == (2, 3)
+
+
+@pytest.mark.parametrize("lateness", [-0.001, math.nan])
+def test_a_negative_lateness_is_refused(lateness: float) -> None:
+    with pytest.raises(ValueError, match="max_lateness"):
+        Generator(FRAME, count=1, rate=1.0, max_lateness=lateness)
+
+
+def test_the_schedule_ends_at_until_and_its_last_frames_still_go() -> None:
+    """Frames due by the end of the window are all offered (none short: a 0 % loss goal
+    would see them as lost), none after it; the last ones may go a little late."""
+    generator = Generator(FRAME, count=10**6, rate=1000.0, max_lateness=0.05)
+    sender = RoomSender(room=10**6)
+    generator.begin(0.0)
+    for ms in range(0, 990, 10):
+        generator.step(sender, ms / 1000, until=1.0)
+    assert generator.sent == 981 and not generator.settled(1.0)
+    sender.room = 0
+    generator.step(sender, 1.02, until=1.0)  # late, and the 20 due since 0.98 s find no room
+    assert (generator.offered, generator.unsent, generator.waiting) == (1001, 20, 20)
+    assert not generator.settled(1.0)
+    sender.room = 10**6
+    generator.step(sender, 1.03, until=1.0)  # within their 50 ms: they go
+    assert generator.settled(1.0) and (generator.sent, generator.unsent) == (1001, 0)
+    generator.step(sender, 1.5, until=1.0)
+    assert generator.offered == 1001  # nothing falls due after the window
+
+
+def test_frames_still_waiting_past_their_lateness_after_the_window_are_given_up() -> None:
+    generator = Generator(FRAME, count=10**6, rate=1000.0, max_lateness=0.05)
+    sender = RoomSender(room=981)  # then nobody frees any
+    generator.begin(0.0)
+    for ms in range(0, 1001, 10):
+        generator.step(sender, ms / 1000, until=1.0)
+    assert generator.waiting == 20 and not generator.settled(1.0)
+    generator.step(sender, 1.051, until=1.0)
+    assert generator.settled(1.0) and (generator.sent, generator.unsent) == (981, 20)

@@ -55,6 +55,9 @@ def test_trials_run_in_turn_at_their_rates_and_stop_on_request(tmp_path: Path) -
     first, full, slow = driver.published
     assert [t["id"] for t in driver.published] == [1, 2, 3]
     assert first["tx_pps"] == pytest.approx(20_000, rel=0.1) and first["unsent"] == 0
+    # exactly the frames due in the trial's seconds: not one short (that reads as loss at
+    # a 0 % goal), frame 0 at the start and frame 4000 at its very end
+    assert (first["offered"], slow["offered"]) == (4001, 1001)
     assert slow["tx_pps"] == pytest.approx(5_000, rel=0.1)
     assert full["rate"] is None and full["sent"] > first["sent"]
     assert all(t["drained"] for t in driver.published)

@@ -36,7 +36,7 @@ PeerFactory = Callable[[str, MemifSpec, Placement | None], Peer]
 LINK_TIMEOUT = 30.0
 WARMUP_SECONDS = 0.5
 POLL_SECONDS = 0.05
-PACED_LOG2_RING_SIZE = 12
+PACED_LOG2_RING_SIZE = 14
 STATUS_WAIT = 5.0
 """Seconds to wait for a receiver's counters read after a trial ended."""
 

@@ -27,9 +27,11 @@ from harness.traffic.trial import TrialOutcome
 
 GENERATOR_ADDRESS, SINK_ADDRESS = "198.18.2.1/24", "198.18.2.2/24"
 SELF_GENERATOR_ADDRESS, SELF_SINK_ADDRESS = "198.18.3.1/24", "198.18.3.2/24"
-SINK_MARGIN = 2.0
-"""Seconds the sink listens beyond the generator's duration (frames still in flight)."""
+SINK_DRAIN = 1.0
+"""Seconds the sink keeps counting after the generator finished (frames still in flight)."""
 PROCESS_GRACE = 20.0
+"""Seconds a generator or sink may take beyond its own time (interpreter start, a busy host);
+also how long a sink nobody stops listens beyond the trial's duration."""
 MAX_RATE_BOUND = 20_000_000
 """Frames per second used to bound a generator's frame count at full load."""
 
@@ -94,26 +96,30 @@ class TrafficPair:
         """Send for `duration` seconds at `load` (None: as fast as possible), count at the sink."""
         self._trials += 1
         ready = self.workdir / f"sink-ready-{self._trials}"
-        ready.unlink(missing_ok=True)
+        stop = self.workdir / f"sink-stop-{self._trials}"
+        for path in (ready, stop):
+            path.unlink(missing_ok=True)
         sink_mac = tn.get_mac(self.hosts.sink.host_if, self.hosts.sink.netns)
         generator_mac = tn.get_mac(self.hosts.generator.host_if, self.hosts.generator.netns)
-        listen = duration + SINK_MARGIN
         sink = self._popen(
             self.hosts.sink.netns,
             [
                 sys.executable, "-m", "reference_impl.cli", "iface-sink",
-                "--iface", self.hosts.sink.host_if, "--seconds", f"{listen:.3f}",
+                "--iface", self.hosts.sink.host_if,
+                "--seconds", f"{duration + PROCESS_GRACE:.3f}",
+                "--stop-file", str(stop), "--drain", f"{SINK_DRAIN:g}",
                 "--ready", str(ready), "--json",
             ],
         )  # fmt: skip
         try:
             _wait_file(ready, sink, 15.0)
-            return self._send(duration, load, sink, sink_mac, generator_mac, listen)
+            return self._send(duration, load, sink, sink_mac, generator_mac, stop)
         finally:
             if sink.poll() is None:  # the generator never started, or the bound struck
                 sink.kill()
                 sink.communicate()
-            ready.unlink(missing_ok=True)
+            for path in (ready, stop):
+                path.unlink(missing_ok=True)
 
     def _send(
         self,
@@ -122,8 +128,9 @@ class TrafficPair:
         sink: subprocess.Popen[bytes],
         sink_mac: str,
         generator_mac: str,
-        listen: float,
+        stop: Path,
     ) -> TrialOutcome:
+        """Run the generator; once it is done the sink counts `SINK_DRAIN` s more, then ends."""
         bound = int((load or MAX_RATE_BOUND) * duration) + 1
         argv = [
             sys.executable, "-m", "reference_impl.cli", "iface-source",
@@ -138,8 +145,9 @@ class TrafficPair:
         if load is not None:
             argv += ["--rate", f"{load:.3f}"]
         source = self._popen(self.hosts.generator.netns, argv)
-        out = _run_bounded([("generator", source), ("sink", sink)], listen + PROCESS_GRACE)
-        sent, got = out["generator"], out["sink"]
+        sent = _run_bounded([("generator", source)], duration + PROCESS_GRACE)["generator"]
+        stop.touch()
+        got = _run_bounded([("sink", sink)], SINK_DRAIN + PROCESS_GRACE)["sink"]
         try:
             return TrialOutcome(
                 duration,
@@ -151,7 +159,7 @@ class TrafficPair:
                 latency=got.get("latency"),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise PathError(f"generator or sink reported no counts ({exc}): {out}") from exc
+            raise PathError(f"generator or sink reported no counts ({exc}): {sent} {got}") from exc
 
 
 ETHERNET_HEADER = 14
