@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.results import RunResult
 from harness.run import RunError, run_suites
+from harness.topology.labels import new_run_id
 from harness.topology.resources import Growth, Resource, Snapshot, Snapshotter, growth
 
 SOAK_FILE = "soak.json"
@@ -214,15 +215,20 @@ def soak(
     width = len(str(runs))
     for number in range(1, runs + 1):
         run = SoakRun(number, report_dir / f"run-{number:0{width}d}")
+        run_ids.append(new_run_id())  # known before the run: a run that fails leaks too
         started = time.monotonic()
         try:
             outcome = run_suites(
-                suites, peers, run.report_dir, runtime, extra_pytest_args, progress=_Silent()
+                suites,
+                peers,
+                run.report_dir,
+                runtime,
+                (*extra_pytest_args, "--run-id", run_ids[-1]),
+                progress=_Silent(),
             )
             write.write_reports(outcome, run.report_dir)
             run.run_id, run.counts = outcome.run_id, outcome.counts()
             run.verdicts = case_verdicts(outcome)
-            run_ids.append(outcome.run_id)
         except RunError as exc:
             run.error = str(exc).splitlines()[0]
         run.seconds = time.monotonic() - started

@@ -71,6 +71,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-dir", default=None, help="write results.json and artifacts here")
     group.addoption("--runtime", default="local", help=f"where peers run: {', '.join(RUNTIMES)}")
     group.addoption(
+        "--run-id",
+        default=None,
+        help="use this run id (8 lowercase hex digits) instead of a fresh one, so a caller "
+        "knows what the run labels even when it fails (memif-harness soak)",
+    )
+    group.addoption(
         "--socket-group",
         default=None,
         help="group (name or id) that may reach the cases' sockets: their directories get "
@@ -242,12 +248,13 @@ class ScenarioRun:
         case_timeout: float,
     ) -> None:
         socket_group = _socket_group(config)  # refuse a bad group before registering
+        label = _run_label(config)
         self.config = config
         self.kinds = kinds
         self.report_dir = report_dir
         self.case_timeout = case_timeout
         self.started = time.time()
-        self._registration = registered_run()
+        self._registration = registered_run(label)
         label = self._registration.__enter__()
         self.session = api.HarnessSession(label, runtime, socket_group=socket_group)
         config.stash[api.SESSION_KEY] = self.session
@@ -560,6 +567,21 @@ def _socket_group(config: pytest.Config) -> int | None:
         return socket_group_id(group)
     except LabelError as exc:
         raise pytest.UsageError(f"--socket-group: {exc}") from None
+
+
+def _run_label(config: pytest.Config) -> RunLabel | None:
+    """The label of --run-id (None without it: a fresh one).
+
+    Raises:
+        pytest.UsageError: not a run id.
+    """
+    run_id = config.getoption("--run-id")
+    if run_id is None:
+        return None
+    try:
+        return RunLabel(run_id)
+    except LabelError as exc:
+        raise pytest.UsageError(f"--run-id: {exc}") from None
 
 
 @contextlib.contextmanager

@@ -439,3 +439,18 @@ def test_main_job_twice_completes_fast_with_identical_verdicts(tmp_path: Path) -
     }
     assert runs[0].keys() == runs[1].keys()
     assert not changed, changed
+
+
+def test_run_id_option_names_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_up=f"def test_up():\n    {DOC.format(summary='Up.')}\n")
+    report_dir = pytester.path / "report"
+    run_plugin(pytester, "--peers", "reference", "--run-id", "0123abcd", "--report-dir",
+               str(report_dir))  # fmt: skip
+    assert RunResult.read(report_dir / "results.json").run_id == "0123abcd"
+
+
+def test_a_bad_run_id_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_up=f"def test_up():\n    {DOC.format(summary='Up.')}\n")
+    result = run_plugin(pytester, "--peers", "reference", "--run-id", "../etc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--run-id:" in "\n".join(result.errlines)

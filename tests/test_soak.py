@@ -18,6 +18,13 @@ from harness.topology.resources import Resource, ResourceKind, Snapshot, Snapsho
 RUN_IDS = ["0000000a", "0000000b", "0000000c"]
 
 
+@pytest.fixture(autouse=True)
+def known_run_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The soak's run ids, in order (it gives each run its id before the run)."""
+    ids = iter(RUN_IDS)
+    monkeypatch.setattr(soak_module, "new_run_id", lambda: next(ids))
+
+
 class ScriptedHost(Snapshotter):
     """A snapshotter whose host changes as a test says after each run."""
 
@@ -35,7 +42,8 @@ def fake_runs(
     verdicts: Sequence[Sequence[Verdict] | Exception],
     after_run: Callable[[int, str], None] = lambda number, run_id: None,
 ) -> list[list[str]]:
-    """Make run_suites return one RunResult per entry (or raise it); returns the arguments."""
+    """Make run_suites return one RunResult per entry (or raise it, after `after_run`);
+    returns the arguments."""
     calls: list[list[str]] = []
 
     def run_suites(
@@ -48,17 +56,19 @@ def fake_runs(
     ) -> RunResult:
         number = len(calls)
         calls.append([*suites, *peers, runtime, *extra])
+        run_id = extra[list(extra).index("--run-id") + 1]
         outcome = verdicts[number]
         if isinstance(outcome, Exception):
+            after_run(number, run_id)
             raise outcome
         cases = [
             CaseResult("handshake", "s", f"s[{i}]", "reference", "reference", verdict)
             for i, verdict in enumerate(outcome)
         ]
-        result = RunResult(RUN_IDS[number], started=0.0, finished=1.0, cases=cases)
+        result = RunResult(run_id, started=0.0, finished=1.0, cases=cases)
         report_dir.mkdir(parents=True, exist_ok=True)
         result.write(report_dir / "results.json")
-        after_run(number, RUN_IDS[number])
+        after_run(number, run_id)
         return result
 
     monkeypatch.setattr(soak_module, "run_suites", run_suites)
@@ -77,7 +87,7 @@ def test_identical_runs_without_leaks_pass(monkeypatch: pytest.MonkeyPatch, tmp_
         "run 3/3: 1 PASS, 1 SKIP",
     ]
     assert all(line.endswith("leaks: 0") for line in lines)
-    assert calls[0] == ["handshake", "reference", "local"]
+    assert calls[0] == ["handshake", "reference", "local", "--run-id", RUN_IDS[0]]
     assert host.taken == 4  # before the first run and after each run
     written = json.loads((tmp_path / "soak.json").read_text())
     assert written["exit_code"] == 0 and written["total_leaks"] == 0
@@ -134,6 +144,23 @@ def test_a_run_that_does_not_complete_fails_the_soak(
     assert result.exit_code() == 1
 
 
+def test_what_a_run_that_did_not_complete_left_is_a_leak(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The run id is the soak's, given before the run: no results.json is needed to know it."""
+    host = ScriptedHost()
+    leak = Resource(ResourceKind.NETNS, f"memif-{RUN_IDS[0]}-server", run_id=RUN_IDS[0])
+
+    def after_run(number: int, run_id: str) -> None:
+        host.resources.add(Resource(ResourceKind.NETNS, f"memif-{run_id}-server", run_id=run_id))
+
+    fake_runs(monkeypatch, [RunError("pytest exited with 3")], after_run)
+    monkeypatch.setattr(soak_module, "SETTLE_SECONDS", 0.0)
+    result = soak(1, [], ["reference"], tmp_path, snapshotter=host, echo=print)
+    assert result.leaked == (leak,)
+    assert result.runs[0].leaked == (leak,) and result.runs[0].foreign == ()
+
+
 def test_differing_verdicts_counts_a_missing_case() -> None:
     runs = [{"a": "PASS", "b": "PASS"}, {"a": "PASS"}, {"a": "PASS", "b": "PASS"}]
     assert differing_verdicts(runs) == {"b": ["PASS", "-", "PASS"]}
@@ -157,7 +184,7 @@ def test_the_command_passes_pairs_and_socket_group_to_the_plugin(
     assert args.handler(args) == 0
     assert calls == [
         ["handshake", "reference", "local", "--pairs", "reference:reference",
-         "--socket-group", "adm"]
+         "--socket-group", "adm", "--run-id", RUN_IDS[0]]
     ]  # fmt: skip
     out = capsys.readouterr().out
     assert "1 run(s) in" in out and "0 leak(s), 0 case(s) with differing verdicts" in out
