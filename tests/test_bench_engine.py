@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from harness.traffic.memif_path import (
     PacingRefused,
     PairSetup,
     PathError,
+    stay_off,
     stop_all,
 )
 from harness.traffic.trial import TrialOutcome
@@ -423,3 +425,20 @@ def test_bench_refuses_bad_arguments_before_starting(
 def test_bench_command_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["bench", "--direction", "sideways"]) == 2
     assert "--direction" in capsys.readouterr().err
+
+
+def test_the_harness_stays_off_the_transmitters_cpus_and_comes_back() -> None:
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("needs 2 allowed CPUs: with one there is nowhere else to go")
+    sender_cpu = max(before)
+    placement = numa.Placement("sender", (sender_cpu,), 0, None, "test")
+    restore = stay_off(placement)
+    try:
+        assert restore == before
+        assert os.sched_getaffinity(0) == before - {sender_cpu}
+    finally:
+        os.sched_setaffinity(0, before)
+    assert stay_off(None) is None
+    everything = numa.Placement("sender", tuple(sorted(before)), 0, None, "test")
+    assert stay_off(everything) is None and os.sched_getaffinity(0) == before

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy  # noqa: F401  # loaded once here: pytester's in-process runs cannot reload it
 import pytest
 
 from harness.results import RunResult, Verdict

@@ -11,6 +11,7 @@ the receiver, set the rate. No latency: the receivers here are counted, not read
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -118,6 +119,7 @@ class MemifPath:
         self.receiver: Peer | None = None
         self.sender: Peer | None = None
         self._warm = False
+        self._restore_affinity: set[int] | None = None
 
     def __enter__(self) -> MemifPath:
         """Start the receiver and the transmitter (server first), wait for the link; stops
@@ -135,8 +137,8 @@ class MemifPath:
                 self.sender_role,
                 activity=Activity.SOURCE,
                 trials=self.paced,
-                # A paced ring must ride out a receiver's stall: 1024 slots are 1 ms at
-                # 1 Mfps, and frames that find no room at their time count as lost.
+                # A paced ring must ride out a stall of either side: 1024 slots are 1 ms
+                # at 1 Mfps (frames wait for room at most 1 % of a trial, then are lost).
                 log2_ring_size=PACED_LOG2_RING_SIZE if self.paced else 10,
             ),
         }
@@ -164,9 +166,13 @@ class MemifPath:
                 raise PathError(
                     f"{peer.kind} {peer.spec.role.value}: no link in {LINK_TIMEOUT:g} s"
                 )
+        self._restore_affinity = stay_off(self.placements.get(self.sender_role))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._restore_affinity is not None:
+            os.sched_setaffinity(0, self._restore_affinity)
+            self._restore_affinity = None
         stop_all([peer for peer in (self.receiver, self.sender) if peer is not None])
 
     # ------------------------------------------------------------------ trials
@@ -247,6 +253,20 @@ def stop_all(peers: list[Peer]) -> None:
     if errors:
         crashed = [e for e in errors if isinstance(e, PeerCrashed)]
         raise (crashed or errors)[0]
+
+
+def stay_off(placement: Placement | None) -> set[int] | None:
+    """Move this thread (the harness polling counters, the search) off `placement`'s CPUs,
+    when other CPUs are allowed: a Python transmitter near its limit loses what the harness
+    takes of its CPU. Returns the affinity to restore, or None when nothing changed."""
+    if placement is None:
+        return None
+    before = os.sched_getaffinity(0)
+    elsewhere = before - set(placement.cpus)
+    if not elsewhere or elsewhere == before:
+        return None
+    os.sched_setaffinity(0, elsewhere)
+    return before
 
 
 def _track(status: PeerStatus, *, tx: bool) -> CounterTrack:
