@@ -33,7 +33,7 @@ class SoakRun:
         number: From 1.
         report_dir: Where its results.json and reports went.
         seconds: Wall time of the run (reports included).
-        run_id: The run id of its results.json ("" when the run did not complete).
+        run_id: The run id the soak gave the run (its results.json's, if it completed).
         counts: Cases per verdict.
         verdicts: Verdict per case ("suite::case_id").
         leaked: Resources of ours that appeared during this run and stayed.
@@ -215,7 +215,8 @@ def soak(
     width = len(str(runs))
     for number in range(1, runs + 1):
         run = SoakRun(number, report_dir / f"run-{number:0{width}d}")
-        run_ids.append(new_run_id())  # known before the run: a run that fails leaks too
+        run.run_id = new_run_id()  # known before the run: what a run that fails left is a leak
+        run_ids.append(run.run_id)
         started = time.monotonic()
         try:
             outcome = run_suites(
@@ -223,11 +224,11 @@ def soak(
                 peers,
                 run.report_dir,
                 runtime,
-                (*extra_pytest_args, "--run-id", run_ids[-1]),
+                (*extra_pytest_args, "--run-id", run.run_id),
                 progress=_Silent(),
             )
             write.write_reports(outcome, run.report_dir)
-            run.run_id, run.counts = outcome.run_id, outcome.counts()
+            run.counts = outcome.counts()
             run.verdicts = case_verdicts(outcome)
         except RunError as exc:
             run.error = str(exc).splitlines()[0]

@@ -374,16 +374,16 @@ def trial_source(
         lateness = traffic.max_lateness(seconds)
         generator = traffic.Generator(frame, count=max_frames, rate=rate, max_lateness=lateness)
         started = time.monotonic()
-        generator.begin(started)  # exactly the frames due in `seconds` are offered
+        generator.begin(started, seconds)  # exactly the frames due in the window
         end = min(deadline, started + seconds)
         while not generator.done:
             link = driver.current_link()
             if link is None:
                 break
             now = time.monotonic()
-            if now >= end and (rate is None or generator.settled(end)):
+            if now >= deadline or (now >= end and (rate is None or generator.settled)):
                 break
-            progressed = generator.step(link, now, until=end)
+            progressed = generator.step(link, now)
             if rate is not None and not progressed:
                 pause = min(generator.wait(now), end - now)
                 if pause > _PACE_SLEEP:

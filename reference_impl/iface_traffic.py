@@ -103,13 +103,13 @@ def send(args: argparse.Namespace) -> dict[str, Any]:
                 f"--size {args.size}: {args.iface} takes frames of {port.tx_capacity} bytes at most"
             )
         started = time.monotonic()
-        generator.begin(started)  # exactly the frames due in --seconds are offered
+        generator.begin(started, args.seconds)  # exactly the frames due in the window
         end = started + args.seconds
         while not generator.done:
             now = time.monotonic()
-            if now >= end and (args.rate is None or generator.settled(end)):
+            if now >= end and (args.rate is None or generator.settled):
                 break
-            if not generator.step(port, now, until=end) and args.rate is not None:
+            if not generator.step(port, now) and args.rate is not None:
                 pause = min(generator.wait(now), end - now)
                 if pause > PACE_SLEEP:  # the schedule, not a condition: nothing to poll
                     time.sleep(pause - PACE_SLEEP / 2)

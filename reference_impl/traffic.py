@@ -31,11 +31,10 @@ class CopySender(Protocol):
 
 
 MAX_LATENESS = 0.05
-"""Seconds a paced frame may wait for room after it was due: longer than this VM's
-scheduling stalls of a generator (up to ~10 ms seen on 2 vCPUs)."""
+"""Seconds a paced frame may wait for ring room after it was due, at most."""
 LATENESS_SHARE = 0.01
-"""A frame of a timed window waits at most this share of the window: a generator (or a
-receiver) slower than the rate by more than 1 % cannot hide behind its waiting frames."""
+"""A frame of a timed window waits at most this share of the window: a receiver (or a
+generator) slower than the rate by more than 1 % cannot hide behind waiting frames."""
 
 
 def max_lateness(seconds: float | None) -> float:
@@ -46,10 +45,12 @@ def max_lateness(seconds: float | None) -> float:
 class Generator:
     """Stamped copies of one frame, paced at a rate or as fast as the sender takes them.
 
-    Bounded by `count` frames offered (paced) or sent (unpaced); the caller bounds time.
-    Paced, a frame due while the sender has no room waits for room at most `max_lateness`
-    seconds, then it is given up; `unsent` counts the frames due that have not gone (given
-    up or still waiting): that is how a paced generator reports the load it could not offer.
+    Bounded by `count` frames offered (paced) or sent (unpaced), and by a window of seconds
+    when `begin` gets one. Paced, every frame due is offered, late ones too (a stall of the
+    generator's own CPU is made up in one burst); a frame the sender has no room for waits
+    at most `max_lateness` seconds past its time, then it is given up. `unsent` counts the
+    frames due that have not gone (given up or still waiting): that is how a paced
+    generator reports the load it could not offer.
     """
 
     def __init__(
@@ -65,12 +66,12 @@ class Generator:
         Raises:
             frames.FrameError: the frame is too short for a stamp.
             ValueError: the count is not positive, the rate not a positive number or the
-                lateness negative.
+                lateness not above 0.
         """
         if count <= 0:
             raise ValueError(f"count {count} must be positive")
-        if not max_lateness >= 0:
-            raise ValueError(f"max_lateness {max_lateness!r} must be >= 0 seconds")
+        if not max_lateness > 0:
+            raise ValueError(f"max_lateness {max_lateness!r} must be above 0 seconds")
         self.writer = stamps.StampWriter(frame)
         self.count = count
         self.rate = rate
@@ -79,7 +80,7 @@ class Generator:
         self.sent = 0
         self._due = 0  # paced: frames the schedule made due so far
         self._given_up = 0  # paced: due frames that waited longer than max_lateness
-        self._scheduled = -math.inf  # paced: the latest time the schedule was applied up to
+        self._limit = count  # frames the schedule makes due in all (the window's, if one)
         self.started: float | None = None
         self.last_sent: float | None = None
 
@@ -90,8 +91,8 @@ class Generator:
 
     @property
     def waiting(self) -> int:
-        """Frames due, not sent and not given up yet (paced)."""
-        return self._due - self.sent - self._given_up
+        """Frames due, not sent and not given up yet (paced; 0 unpaced)."""
+        return self._due - self.sent - self._given_up if self._pacer is not None else 0
 
     @property
     def offered(self) -> int:
@@ -103,44 +104,47 @@ class Generator:
         """Whether the count is reached (paced: every frame sent or given up)."""
         return self.sent + self._given_up >= self.count
 
-    def begin(self, now: float) -> None:
-        """Start the schedule at `now` (frame 0 is due then); else the first step starts it."""
-        if self.started is None:
-            self.started = now
-            if self._pacer is not None:
-                self._pacer.start = now
+    @property
+    def settled(self) -> bool:
+        """Paced: every frame of the schedule (the window's) is due, and none still waits."""
+        return self._due >= self._limit and self.waiting == 0
 
-    def step(self, sender: CopySender, now: float, *, until: float | None = None) -> bool:
-        """Offer the frames due (or, unpaced, the rest) to `sender`; False when nothing was
-        due or nothing went.
+    def begin(self, now: float, seconds: float | None = None) -> None:
+        """Start the schedule at `now` (frame 0 is due then; else the first step starts
+        it); with `seconds`, exactly the frames due in that window fall due, the last one
+        at its very end: floor(seconds x rate) + 1."""
+        if self.started is not None:
+            return
+        self.started = now
+        if self._pacer is not None:
+            self._pacer.start = now
+            if seconds is not None:
+                # counted from `seconds` itself: (now + seconds) - now may lose the last one
+                window = math.floor(seconds * self._pacer.rate * (1 + 1e-12)) + 1
+                self._limit = min(self.count, window)
 
-        `until` ends the paced schedule: no frame falls due after it, and the frames due by
-        then still go within their lateness (`settled` tells when they all went or were
-        given up).
-        """
+    def step(self, sender: CopySender, now: float) -> bool:
+        """Offer the frames due (or, unpaced, the rest) to `sender`, then give up the ones
+        that found no room and are more than `max_lateness` late; False when nothing was
+        due or nothing went."""
         self.begin(now)
         if self._pacer is not None:
-            scheduled = now if until is None else min(now, until)
-            self._scheduled = max(self._scheduled, scheduled)
-            self._due = min(self._pacer.due_by(scheduled), self.count)
-            overdue = min(self._pacer.due_by(now - self.max_lateness), self._due)
-            self._given_up = max(self._given_up, overdue - self.sent)
+            self._due = min(self._pacer.due_by(now), self._limit)
             want = self.waiting
         else:
             want = self.count - self.sent
-        if want <= 0:
-            return False
-        template = self.writer.template_at(time.monotonic_ns())
-        went = sender.transmit_copies(template, want, fill=self.writer.fill)
-        self.writer.advance(went)
-        self.sent += went
-        if went:
-            self.last_sent = time.monotonic()
+        went = 0
+        if want > 0:
+            template = self.writer.template_at(time.monotonic_ns())
+            went = sender.transmit_copies(template, want, fill=self.writer.fill)
+            self.writer.advance(went)
+            self.sent += went
+            if went:
+                self.last_sent = time.monotonic()
+        if self._pacer is not None and self.waiting:
+            overdue = min(self._pacer.due_by(now - self.max_lateness), self._due)
+            self._given_up = max(self._given_up, overdue - self.sent)
         return went > 0
-
-    def settled(self, until: float) -> bool:
-        """Paced: the schedule ran to `until` and no frame due by then still waits."""
-        return self._scheduled >= until and self.waiting == 0
 
     def wait(self, now: float) -> float:
         """Seconds until the next frame is due (0 unpaced, or when frames wait for room)."""
@@ -149,7 +153,7 @@ class Generator:
         return max(0.0, self._pacer.next_due(self._due) - now)
 
     def facts(self, stopped: float) -> dict[str, Any]:
-        """sent, unsent, offered, elapsed (first burst to `stopped`), tx_pps, rate."""
+        """sent, unsent, offered, elapsed (schedule start to `stopped`), tx_pps, rate."""
         elapsed = stopped - self.started if self.started is not None else 0.0
         return {
             "sent": self.sent,

@@ -30,7 +30,14 @@ from harness.results import (
     host_facts,
     project_commit,
 )
-from harness.topology.labels import LabelError, RunLabel, registered_run, socket_group_id
+from harness.topology.labels import (
+    LabelError,
+    RunLabel,
+    RunState,
+    registered_run,
+    run_state,
+    socket_group_id,
+)
 from harness.traffic.bench import BENCH_CASE_MARGIN, point_budget
 from harness.traffic.bench_point import (
     DEFAULT_FRAME_SIZES,
@@ -573,15 +580,18 @@ def _run_label(config: pytest.Config) -> RunLabel | None:
     """The label of --run-id (None without it: a fresh one).
 
     Raises:
-        pytest.UsageError: not a run id.
+        pytest.UsageError: not a run id, or one a run (live or dead) has registered.
     """
     run_id = config.getoption("--run-id")
     if run_id is None:
         return None
     try:
-        return RunLabel(run_id)
+        label = RunLabel(run_id)
     except LabelError as exc:
         raise pytest.UsageError(f"--run-id: {exc}") from None
+    if run_state(run_id) is not RunState.UNREGISTERED:  # two runs must never share names
+        raise pytest.UsageError(f"--run-id: run {run_id} is registered already (`reap` it)")
+    return label
 
 
 @contextlib.contextmanager

@@ -70,8 +70,8 @@ def test_a_frame_that_waited_longer_is_given_up_and_unsent() -> None:
     assert (generator.unsent, generator.waiting) == (81, 50)
     assert generator.wait(0.080) == 0.0  # frames wait for room: try again at once
     sender.room = 1000
-    generator.step(sender, 0.081)  # frame 31 is past its 50 ms now too
-    assert (generator.sent, generator.unsent, generator.offered) == (50, 32, 82)
+    generator.step(sender, 0.081)  # the 51 not yet given up go before frame 31 expires
+    assert (generator.sent, generator.unsent, generator.offered) == (51, 31, 82)
 
 
 def test_a_sender_slower_than_the_rate_leaves_frames_unsent() -> None:
@@ -98,38 +98,61 @@ def test_a_paced_generator_is_done_once_every_frame_went_or_was_given_up() -> No
     assert generator.done and (generator.sent, generator.unsent) == (2, 3)
 
 
-@pytest.mark.parametrize("lateness", [-0.001, math.nan])
-def test_a_negative_lateness_is_refused(lateness: float) -> None:
+@pytest.mark.parametrize("lateness", [0.0, -0.001, math.nan])
+def test_a_lateness_not_above_zero_is_refused(lateness: float) -> None:
     with pytest.raises(ValueError, match="max_lateness"):
         Generator(FRAME, count=1, rate=1.0, max_lateness=lateness)
 
 
-def test_the_schedule_ends_at_until_and_its_last_frames_still_go() -> None:
-    """Frames due by the end of the window are all offered (none short: a 0 % loss goal
-    would see them as lost), none after it; the last ones may go a little late."""
+def test_a_window_offers_exactly_its_frames_and_the_last_ones_still_go() -> None:
+    """Frames due in the window are all offered (none short: a 0 % loss goal would see them
+    as lost), none after it; the last ones may go a little late."""
     generator = Generator(FRAME, count=10**6, rate=1000.0, max_lateness=0.05)
     sender = RoomSender(room=10**6)
-    generator.begin(0.0)
+    generator.begin(0.0, seconds=1.0)
     for ms in range(0, 990, 10):
-        generator.step(sender, ms / 1000, until=1.0)
-    assert generator.sent == 981 and not generator.settled(1.0)
+        generator.step(sender, ms / 1000)
+    assert generator.sent == 981 and not generator.settled
     sender.room = 0
-    generator.step(sender, 1.02, until=1.0)  # late, and the 20 due since 0.98 s find no room
+    generator.step(sender, 1.02)  # late, and the 20 due since 0.98 s find no room
     assert (generator.offered, generator.unsent, generator.waiting) == (1001, 20, 20)
-    assert not generator.settled(1.0)
+    assert not generator.settled
     sender.room = 10**6
-    generator.step(sender, 1.03, until=1.0)  # within their 50 ms: they go
-    assert generator.settled(1.0) and (generator.sent, generator.unsent) == (1001, 0)
-    generator.step(sender, 1.5, until=1.0)
+    generator.step(sender, 1.03)  # within their 50 ms: they go
+    assert generator.settled and (generator.sent, generator.unsent) == (1001, 0)
+    generator.step(sender, 1.5)
     assert generator.offered == 1001  # nothing falls due after the window
 
 
 def test_frames_still_waiting_past_their_lateness_after_the_window_are_given_up() -> None:
     generator = Generator(FRAME, count=10**6, rate=1000.0, max_lateness=0.05)
     sender = RoomSender(room=981)  # then nobody frees any
-    generator.begin(0.0)
+    generator.begin(0.0, seconds=1.0)
     for ms in range(0, 1001, 10):
-        generator.step(sender, ms / 1000, until=1.0)
-    assert generator.waiting == 20 and not generator.settled(1.0)
-    generator.step(sender, 1.051, until=1.0)
-    assert generator.settled(1.0) and (generator.sent, generator.unsent) == (981, 20)
+        generator.step(sender, ms / 1000)
+    assert generator.waiting == 20 and not generator.settled
+    generator.step(sender, 1.051)
+    assert generator.settled and (generator.sent, generator.unsent) == (981, 20)
+
+
+@pytest.mark.parametrize("start", [0.0, 33274.78, 1e6 + 0.123])
+@pytest.mark.parametrize(("seconds", "rate"), [(0.2, 20_000.0), (0.3, 1e7), (1.0, 3.3e6)])
+def test_the_window_count_does_not_depend_on_the_clock(
+    start: float, seconds: float, rate: float
+) -> None:
+    """(start + seconds) - start may lose a hair: the count comes from `seconds` itself."""
+    generator = Generator(FRAME, count=10**9, rate=rate)
+    sender = RoomSender(room=10**9)
+    generator.begin(start, seconds=seconds)
+    generator.step(sender, start + seconds)
+    generator.step(sender, start + 2 * seconds)
+    assert generator.settled and generator.offered == round(seconds * rate) + 1
+
+
+def test_a_stalled_generator_sends_what_fell_due_when_there_is_room() -> None:
+    """Its own stall is made up in one burst: only frames that found no room are given up."""
+    generator = Generator(FRAME, count=10**6, rate=1000.0, max_lateness=0.01)
+    sender = RoomSender(room=10**6)
+    generator.step(sender, 0.0)
+    generator.step(sender, 0.050)  # 40 ms past the lateness of the first ones
+    assert (generator.sent, generator.unsent) == (51, 0)

@@ -16,6 +16,7 @@ import pytest
 
 from harness.results import RunResult, Verdict
 from harness.run import RunError, suite_path
+from harness.topology.labels import RunLabel, registered_run
 
 pytest_plugins = ["pytester"]
 
@@ -455,3 +456,12 @@ def test_a_bad_run_id_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run_plugin(pytester, "--peers", "reference", "--run-id", "../etc")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--run-id:" in "\n".join(result.errlines)
+
+
+def test_a_run_id_that_is_registered_already_is_refused(pytester: pytest.Pytester) -> None:
+    """Two runs with one id would share every name, and one's `reap` would hit the other."""
+    pytester.makepyfile(test_up=f"def test_up():\n    {DOC.format(summary='Up.')}\n")
+    with registered_run(RunLabel("0123abce")):
+        result = run_plugin(pytester, "--peers", "reference", "--run-id", "0123abce")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "run 0123abce is registered already" in "\n".join(result.errlines)

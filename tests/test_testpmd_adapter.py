@@ -550,6 +550,8 @@ def test_text_that_only_resembles_a_split_prompt_is_not_a_prompt() -> None:
     assert _find_prompt("te\nnot a log line\nstpmd> ") == -1
     assert _find_prompt("testpmd>") == -1
     assert _find_prompt("x\ntestpmd> ") == len("x\ntestpmd> ")
+    newer = "testp" + "MEMIF: memif_msg_send_from_queue(): Sent msg type 7.\n" + "md> "
+    assert _find_prompt(newer) == len(newer)  # DPDK >= 24.03 puts the log type first
 
 
 def test_wait_for_link_polls_until_up(fake: TestpmdProcess) -> None:

@@ -1499,9 +1499,10 @@ class TestpmdProcess:
         )
 
 
-_ASYNC_LINE: Final = r"(?:[A-Za-z_]\w*\(\): [^\n]*\n|\n?Port \d+: [^\n]*\n)"
+_ASYNC_LINE: Final = r"(?:(?:[A-Z][A-Z_]*: )?[A-Za-z_]\w*\(\): [^\n]*\n|\n?Port \d+: [^\n]*\n)"
 """A line another testpmd thread (DPDK's interrupt thread) may print in the middle of the
-prompt: a driver log line ("memif_msg_send_from_queue(): Sent msg type 7.") or an event."""
+prompt: a driver log line ("memif_msg_send_from_queue(): Sent msg type 7.", with a log type
+first in DPDK >= 24.03: "MEMIF: memif_msg_...(): ...") or an event."""
 
 _PROMPT_RE: Final = re.compile(f"(?:{_ASYNC_LINE})*".join(re.escape(char) for char in PROMPT))
 """The prompt, also when asynchronous lines were written between its characters."""

@@ -212,6 +212,7 @@ class PointRun:
                     probes = [path.trial(self.point.duration, None) for _ in range(PROBE_TRIALS)]
                     probe = max(probes, key=lambda trial: trial.tx_pps)  # as fast as it can
                     result = self._search(path.trial, probe.tx_pps, probe)
+                    result["details"]["generator_probes_pps"] = [p.tx_pps for p in probes]
         except PacingRefused as exc:
             raise _Skip(f"NDR/PDR not possible with this transmitter: {exc}") from exc
         result["details"]["generator"] = generator_note

@@ -137,8 +137,9 @@ class MemifPath:
                 self.sender_role,
                 activity=Activity.SOURCE,
                 trials=self.paced,
-                # A paced ring must ride out a stall of either side: 1024 slots are 1 ms
-                # at 1 Mfps (frames wait for room at most 1 % of a trial, then are lost).
+                # A paced ring rides out a receiver's stall: 2^14 slots are 16 ms at
+                # 1 Mfps, under 1 ms at 20 Mfps; then frames wait for room at most 1 % of
+                # the trial (the generator's queue) and are lost.
                 log2_ring_size=PACED_LOG2_RING_SIZE if self.paced else 10,
             ),
         }
@@ -170,10 +171,12 @@ class MemifPath:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._restore_affinity is not None:
-            os.sched_setaffinity(0, self._restore_affinity)
-            self._restore_affinity = None
-        stop_all([peer for peer in (self.receiver, self.sender) if peer is not None])
+        try:
+            if self._restore_affinity is not None:
+                os.sched_setaffinity(0, self._restore_affinity)
+                self._restore_affinity = None
+        finally:
+            stop_all([peer for peer in (self.receiver, self.sender) if peer is not None])
 
     # ------------------------------------------------------------------ trials
 
@@ -258,7 +261,9 @@ def stop_all(peers: list[Peer]) -> None:
 def stay_off(placement: Placement | None) -> set[int] | None:
     """Move this thread (the harness polling counters, the search) off `placement`'s CPUs,
     when other CPUs are allowed: a Python transmitter near its limit loses what the harness
-    takes of its CPU. Returns the affinity to restore, or None when nothing changed."""
+    takes of its CPU. Only the calling thread moves (threads and processes it starts
+    meanwhile inherit the narrower set; peers get their own placement). Returns the
+    affinity to restore, or None when nothing changed."""
     if placement is None:
         return None
     before = os.sched_getaffinity(0)
