@@ -208,12 +208,14 @@ def run(sizes: Sequence[int], seconds: float, binary: str, repeat: int = 1) -> l
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _samples(rates: Sequence[Rate], sender: str, receiver: str, size: int) -> list[Rate]:
+    """Every repetition's sample of one case."""
+    return [r for r in rates if (r.sender, r.receiver, r.frame_size) == (sender, receiver, size)]
+
+
 def _median(rates: Sequence[Rate], sender: str, receiver: str, size: int) -> Rate:
     """The sample with the median rate of one case (the lower middle one of an even count)."""
-    samples = sorted(
-        (r for r in rates if (r.sender, r.receiver, r.frame_size) == (sender, receiver, size)),
-        key=lambda rate: rate.rx_pps,
-    )
+    samples = sorted(_samples(rates, sender, receiver, size), key=lambda rate: rate.rx_pps)
     return samples[(len(samples) - 1) // 2]
 
 
@@ -237,10 +239,7 @@ def _ratio(rates: Sequence[Rate], sender: str, receiver: str, size: int) -> floa
 
 def _spread(rates: Sequence[Rate], sample: Rate) -> str:
     same = [
-        r.rx_pps / 1e6
-        for r in rates
-        if (r.sender, r.receiver, r.frame_size)
-        == (sample.sender, sample.receiver, sample.frame_size)
+        r.rx_pps / 1e6 for r in _samples(rates, sample.sender, sample.receiver, sample.frame_size)
     ]
     return f"{min(same):.2f}-{max(same):.2f}" if len(same) > 1 else ""
 

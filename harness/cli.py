@@ -110,8 +110,7 @@ def bench_pytest_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     bp.parse_frame_sizes(args.frame_size)
     point = bp.BenchPoint(cases[0], bp.BenchTopology(args.topology), bp.Direction.C2S, 64,
                           bp.BenchMode(args.mode), args.duration, args.trials)  # fmt: skip
-    if not 1 <= args.repeats <= 10:
-        raise ValueError(f"--repeats {args.repeats}: 1..10")
+    bp.check_repeats(args.repeats, "--repeats")
     from harness.traffic.bench import BENCH_CASE_MARGIN, point_budget
 
     extra = [

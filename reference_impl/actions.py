@@ -25,8 +25,6 @@ _WAIT_FOR_CLIENT = 0.01  # seconds per wait while a serving server has no link
 _INTERRUPT_WAIT = 0.1  # seconds an interrupt-mode receiver sleeps at most before re-checking
 _BURST = 256
 _DRAIN_WAIT = 2.0  # seconds a source waits for the peer to consume its last frames
-_PACE_SLEEP = 0.0002  # a paced source waits on the control socket when the next frame is
-# further away than this; closer, it polls (a wait overshoots by tens of microseconds)
 
 
 class LinkDriver(Protocol):
@@ -311,8 +309,8 @@ def source(
         progressed = generator.step(link, now)
         if rate is not None and not progressed:
             pause = generator.wait(now)
-            if pause > _PACE_SLEEP:  # far from the next frame: wait on the control socket
-                driver.service(min(pause - _PACE_SLEEP / 2, _IDLE_WAIT))
+            if pause > traffic.PACE_SLEEP:  # far from the next frame: wait on the control socket
+                driver.service(min(pause - traffic.PACE_SLEEP / 2, _IDLE_WAIT))
             progressed = True  # a paced source waiting for its next frame is not idle
     stopped = generator.last_sent if generator.last_sent is not None else time.monotonic()
     drained = _drain(driver, min(deadline, time.monotonic() + _DRAIN_WAIT))
@@ -362,7 +360,7 @@ def trial_source(
     loop = _Loop(driver, deadline)
     done_id = None
     trials = 0
-    while (link := loop.link(True)) is not None:
+    while loop.link(True) is not None:
         plan = read_trial_plan(plan_path)
         if plan is not None and plan.get("stop"):
             loop.stopped_by = "stop"
@@ -373,23 +371,13 @@ def trial_source(
         rate, seconds = plan.get("rate"), float(plan["seconds"])
         lateness = traffic.max_lateness(seconds)
         generator = traffic.Generator(frame, count=max_frames, rate=rate, max_lateness=lateness)
-        started = time.monotonic()
-        generator.begin(started, seconds)  # exactly the frames due in the window
-        end = min(deadline, started + seconds)
-        while not generator.done:
-            link = driver.current_link()
-            if link is None:
-                break
-            now = time.monotonic()
-            if now >= deadline or (now >= end and (rate is None or generator.settled)):
-                break
-            progressed = generator.step(link, now)
-            if rate is not None and not progressed:
-                pause = min(generator.wait(now), end - now)
-                if pause > _PACE_SLEEP:
-                    driver.service(min(pause - _PACE_SLEEP / 2, _IDLE_WAIT))
-            elif not progressed:
-                driver.service(0.0)
+        traffic.transmit_window(
+            generator,
+            seconds,
+            driver.current_link,
+            lambda pause: driver.service(min(pause, _IDLE_WAIT)),
+            deadline=deadline,
+        )
         stopped = generator.last_sent if generator.last_sent is not None else time.monotonic()
         drained = _drain(driver, min(deadline, time.monotonic() + _DRAIN_WAIT))
         done_id = plan["id"]

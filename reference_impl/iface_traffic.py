@@ -35,7 +35,6 @@ EXIT_ERROR = 1
 RX_BURST = 4096  # frames taken off the RX ring at most per call
 IDLE_WAIT = 0.01  # seconds the sink waits for the socket at a time while nothing arrives
 DRAIN_WAIT = 1.0  # seconds the source waits for the kernel to send its last frames
-PACE_SLEEP = 0.0002  # a paced source sleeps when its next frame is further away than this
 STOP_FILE_POLL = 0.01  # seconds between two looks of the sink for its stop file
 DEFAULT_DRAIN = 0.5  # seconds the sink keeps counting after its stop file appeared
 DEFAULT_SRC_MAC = "02:fe:00:00:00:01"
@@ -102,22 +101,19 @@ def send(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(
                 f"--size {args.size}: {args.iface} takes frames of {port.tx_capacity} bytes at most"
             )
-        started = time.monotonic()
-        generator.begin(started, args.seconds)  # exactly the frames due in the window
-        end = started + args.seconds
-        while not generator.done:
-            now = time.monotonic()
-            if now >= end and (args.rate is None or generator.settled):
-                break
-            if not generator.step(port, now) and args.rate is not None:
-                pause = min(generator.wait(now), end - now)
-                if pause > PACE_SLEEP:  # the schedule, not a condition: nothing to poll
-                    time.sleep(pause - PACE_SLEEP / 2)
+        # the schedule, not a condition, makes a paced source wait: nothing to poll
+        traffic.transmit_window(generator, args.seconds, lambda: port, _sleep)
         stopped = generator.last_sent if generator.last_sent is not None else time.monotonic()
         drained = _drain(port, time.monotonic() + DRAIN_WAIT)
         facts = generator.facts(stopped)
         facts.update(drained=drained, iface_counters=port.statistics())
     return {"ok": True, "stopped_by": "count" if generator.done else "duration", **facts}
+
+
+def _sleep(seconds: float) -> None:
+    """A paced source's wait for its next frame (unpaced, 0: retry at once)."""
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 def _drain(port: tpacket.TpacketPort, until: float) -> bool:

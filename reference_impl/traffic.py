@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,6 +36,11 @@ MAX_LATENESS = 0.05
 LATENESS_SHARE = 0.01
 """A frame of a timed window waits at most this share of the window: a receiver (or a
 generator) slower than the rate by more than 1 % cannot hide behind waiting frames."""
+
+
+PACE_SLEEP = 0.0002
+"""A paced generator waits (sleeps, or services its control socket) only when its next
+frame is further away than this; closer, it polls (a wait overshoots by tens of us)."""
 
 
 def max_lateness(seconds: float | None) -> float:
@@ -164,6 +170,42 @@ class Generator:
             "rate": self.rate,
             "size": int(self.writer.template.size),
         }
+
+
+def transmit_window(
+    generator: Generator,
+    seconds: float,
+    sender: Callable[[], CopySender | None],
+    idle: Callable[[float], None],
+    *,
+    deadline: float = math.inf,
+) -> None:
+    """Run `generator` for a window of `seconds` from now: paced, until every frame due in
+    the window went or was given up; unpaced, until the window ends. Also ends at the
+    count, at `deadline` or when `sender()` (the port to send on) gives None.
+
+    `idle(seconds)` is called when nothing could go: the time until the next frame is
+    due (paced, when further than PACE_SLEEP), or 0 (unpaced: a ring with no room).
+    """
+    started = time.monotonic()
+    generator.begin(started, seconds)  # exactly the frames due in the window
+    end = min(deadline, started + seconds)
+    paced = generator.rate is not None
+    while not generator.done:
+        port = sender()
+        if port is None:
+            return
+        now = time.monotonic()
+        if now >= deadline or (now >= end and (not paced or generator.settled)):
+            return
+        if generator.step(port, now):
+            continue
+        if not paced:
+            idle(0.0)
+            continue
+        pause = min(generator.wait(now), end - now)
+        if pause > PACE_SLEEP:
+            idle(pause - PACE_SLEEP / 2)
 
 
 class StampReceiver:

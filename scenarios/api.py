@@ -44,7 +44,7 @@ from harness.runtime.local import exit_description
 from harness.topology import numa
 from harness.topology.labels import RunLabel
 from harness.topology.numa import Placement
-from harness.traffic.bench_point import BenchPoint
+from harness.traffic.bench_point import BenchPoint, check_repeats
 from harness.traffic.control_tap import ControlTap
 from harness.traffic.measurement import Measurement
 from reference_impl.faults import Fault
@@ -1151,10 +1151,10 @@ def lab(
 @pytest.fixture
 def bench_repeats(request: pytest.FixtureRequest) -> int:
     """NDR/PDR searches per throughput point (`--bench-repeats`)."""
-    repeats = int(request.config.getoption("--bench-repeats"))
-    if not 1 <= repeats <= 10:
-        raise pytest.UsageError(f"--bench-repeats {repeats}: 1..10")
-    return repeats
+    try:
+        return check_repeats(int(request.config.getoption("--bench-repeats")), "--bench-repeats")
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture

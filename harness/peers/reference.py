@@ -110,19 +110,6 @@ def _source_args(spec: MemifSpec, trial_plan: Path | None) -> list[str]:
     return args
 
 
-def last_json_line(text: str) -> dict[str, Any] | None:
-    """The last line of `text` that is a JSON object (memif-ref --json prints one at exit)."""
-    for line in reversed(text.splitlines()):
-        if line.startswith("{"):
-            try:
-                loaded = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(loaded, dict):
-                return loaded
-    return None
-
-
 def _write_atomically(path: Path, content: dict[str, Any]) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(content))
@@ -236,22 +223,6 @@ class ReferencePeer(Peer):
                     self.process.log_tail(),
                 )
             time.sleep(_POLL)
-
-    def wait_finished(self, timeout: float) -> bool:
-        """Poll until memif-ref exited by itself (a bounded action ended); False at timeout."""
-        deadline = time.monotonic() + timeout
-        while self.process is not None and self.process.returncode is None:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(_POLL)
-        return True
-
-    def final_facts(self) -> dict[str, Any] | None:
-        """What memif-ref reported at exit (its --json line: action facts, counters), if it
-        has exited and said it."""
-        if self.process is None or self.process.returncode is None:
-            return None
-        return last_json_line(self.process.log_text())
 
     def negotiated(self) -> LinkParameters | None:
         """What memif-ref published for its link (rings, ring size, buffer size)."""

@@ -129,6 +129,16 @@ def parse_directions(text: str) -> tuple[Direction, ...]:
     return _parse_list(Direction, text, "--direction")
 
 
+MAX_REPEATS = 10
+
+
+def check_repeats(repeats: int, option: str) -> int:
+    """NDR/PDR searches per point, 1..MAX_REPEATS (ValueError naming `option` otherwise)."""
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise ValueError(f"{option} {repeats}: 1..{MAX_REPEATS}")
+    return repeats
+
+
 def parse_frame_sizes(text: str) -> tuple[int, ...]:
     """`64,1024,1518` -> sizes (ValueError on anything else or out of range)."""
     sizes = []
