@@ -349,6 +349,7 @@ def test_abstract(start_pair):
 
 def test_tap_breaks(pair):
     {DOC.format(summary="The tap fails: the case is the harness's ERROR, even with a FAIL.")}
+    expect_link_up(pair)  # the whole handshake went through the tap before it "breaks"
     pair.lab._taps[0].error = "RuntimeError: relay thread died"
     verify(False, "link", expected="up", observed="down (because the relay died)")
 """
